@@ -1,0 +1,276 @@
+//! Commands: every state change of a shard, as one serializable enum.
+//!
+//! A [`Proposal`] is what goes into the Raft log. It carries the command together with what
+//! must be chosen once, by the proposer, rather than by each replica: the time, the principal
+//! and the client's request id. Applying a proposal therefore reads no clock and draws no random
+//! number, and every replica reaches the same state.
+//!
+//! Pipeline: client → [`Command::validate`] (stateless checks, before proposing) → Raft log →
+//! `apply` on every replica (stateful checks and the write, in one transaction) → [`Outcome`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::edge::EdgeSpec;
+use crate::entity::{check_len, check_token, json_len, EntitySpec};
+use crate::error::CommandError;
+use crate::kind::{Kind, TypeName};
+use crate::limits::*;
+use crate::schema::{self, Compatibility, Migration};
+use crate::tenant::TenantId;
+use crate::urn::EntityUrn;
+
+/// A registration of a new schema version for a type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SchemaSpec {
+    pub tenant: TenantId,
+    pub type_name: TypeName,
+    /// The kind entities of this type must be; fixed by the first version.
+    pub base_kind: Kind,
+    /// A JSON Schema whose root is an object schema.
+    pub schema: serde_json::Value,
+    /// Compatibility required of this version against the previous one; none keeps the
+    /// type's current mode (backward for a new type).
+    #[serde(default)]
+    pub compatibility: Option<Compatibility>,
+    /// How properties written under the previous version map onto this one.
+    #[serde(default)]
+    pub migration: Migration,
+}
+
+/// Every state change of a shard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// Make this shard the owner of a tenant.
+    CreateTenant {
+        tenant: TenantId,
+    },
+    RegisterSchema(SchemaSpec),
+    /// Write a new version of an entity (creating it at version 1).
+    PutEntity(EntitySpec),
+    /// Write a tombstone version.
+    DeleteEntity {
+        urn: EntityUrn,
+        #[serde(default)]
+        expect_version: Option<u64>,
+    },
+    /// Write a new version of a markdown document attached to an entity.
+    PutDocument {
+        urn: EntityUrn,
+        title: String,
+        body: String,
+    },
+    DeleteDocument {
+        urn: EntityUrn,
+        title: String,
+    },
+    AddEdge(EdgeSpec),
+    /// Tombstone an edge; as-of reads before this revision still see it.
+    RemoveEdge(EdgeSpec),
+    /// Several commands applied all-or-nothing, in order. Batches do not nest.
+    Batch {
+        commands: Vec<Command>,
+    },
+}
+
+impl Command {
+    /// Stateless checks: syntax, sizes, edge endpoint rules, schema documents. Run before a
+    /// command is proposed, and again by `apply` (a log written by an older version must not
+    /// bypass them).
+    pub fn validate(&self) -> Result<(), CommandError> {
+        match self {
+            Command::CreateTenant { .. } => Ok(()),
+            Command::RegisterSchema(spec) => {
+                check_len("schema", json_len(&spec.schema), MAX_SCHEMA_BYTES)?;
+                schema::validate_schema_document(&spec.schema)?;
+                schema::validate_migration(&spec.migration)?;
+                Ok(())
+            }
+            Command::PutEntity(spec) => spec.validate(),
+            Command::DeleteEntity { .. } => Ok(()),
+            Command::PutDocument { title, body, .. } => {
+                check_token("title", title, MAX_TITLE_BYTES)?;
+                check_len("body", body.len(), MAX_DOCUMENT_BYTES)
+            }
+            Command::DeleteDocument { title, .. } => check_token("title", title, MAX_TITLE_BYTES),
+            Command::AddEdge(e) | Command::RemoveEdge(e) => e.validate(),
+            Command::Batch { commands } => {
+                if commands.len() > MAX_BATCH {
+                    return Err(CommandError::TooLarge {
+                        field: "commands".into(),
+                        limit: MAX_BATCH,
+                        actual: commands.len(),
+                    });
+                }
+                for (i, c) in commands.iter().enumerate() {
+                    if matches!(c, Command::Batch { .. }) {
+                        return Err(CommandError::invalid(format!("commands[{i}]"), "batches do not nest"));
+                    }
+                    c.validate().map_err(|e| prefix(i, e))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The tenants this command writes to; the first decides the owning shard.
+    pub fn tenants(&self) -> Vec<&TenantId> {
+        let mut out = Vec::new();
+        self.collect_tenants(&mut out);
+        out.dedup();
+        out
+    }
+
+    fn collect_tenants<'a>(&'a self, out: &mut Vec<&'a TenantId>) {
+        match self {
+            Command::CreateTenant { tenant } => out.push(tenant),
+            Command::RegisterSchema(s) => out.push(&s.tenant),
+            Command::PutEntity(s) => out.push(s.urn.tenant()),
+            Command::DeleteEntity { urn, .. }
+            | Command::PutDocument { urn, .. }
+            | Command::DeleteDocument { urn, .. } => out.push(urn.tenant()),
+            // The edge belongs to the tenant that writes it: the downstream end for a
+            // `produced`/`derived_from` edge, the run for `consumed`. We take the end that is a
+            // run or job if any, else the downstream end.
+            Command::AddEdge(e) | Command::RemoveEdge(e) => out.push(edge_owner(e)),
+            Command::Batch { commands } => commands.iter().for_each(|c| c.collect_tenants(out)),
+        }
+    }
+}
+
+/// The tenant that owns (stores) an edge.
+pub fn edge_owner(e: &EdgeSpec) -> &TenantId {
+    if matches!(e.from.entity.kind(), Kind::Run | Kind::Job) {
+        e.from.entity.tenant()
+    } else {
+        e.to.entity.tenant()
+    }
+}
+
+/// Names which batch element failed, keeping the error's type.
+fn prefix(i: usize, e: CommandError) -> CommandError {
+    match e {
+        CommandError::InvalidField { field, reason } => {
+            CommandError::InvalidField { field: format!("commands[{i}].{field}"), reason }
+        }
+        CommandError::TooLarge { field, limit, actual } => {
+            CommandError::TooLarge { field: format!("commands[{i}].{field}"), limit, actual }
+        }
+        other => other,
+    }
+}
+
+/// A command as it enters the Raft log, with everything chosen once by the proposer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub command: Command,
+    /// Milliseconds since the Unix epoch, read once by the proposer. The store never lets time
+    /// run backwards: it uses `max(at_ms, last applied time)`.
+    pub at_ms: i64,
+    /// Who asked (from the caller's certificate or API key).
+    pub principal: String,
+    /// The client's idempotency key: a retried proposal with the same key returns the first
+    /// outcome and changes nothing.
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+impl Proposal {
+    pub fn new(command: Command, at_ms: i64, principal: impl Into<String>) -> Proposal {
+        Proposal { command, at_ms, principal: principal.into(), request_id: None }
+    }
+
+    pub fn validate(&self) -> Result<(), CommandError> {
+        check_token("principal", &self.principal, MAX_SHORT_BYTES)?;
+        if let Some(id) = &self.request_id {
+            check_token("request_id", id, MAX_SHORT_BYTES)?;
+        }
+        self.command.validate()
+    }
+}
+
+/// What an applied command did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Tenant {
+        tenant: TenantId,
+    },
+    Schema {
+        tenant: TenantId,
+        type_name: TypeName,
+        version: u32,
+    },
+    Entity {
+        urn: EntityUrn,
+        version: u64,
+    },
+    Document {
+        urn: EntityUrn,
+        title: String,
+        version: u32,
+    },
+    /// `changed` is false when the edge already existed (add) or was already absent (remove).
+    Edge {
+        changed: bool,
+    },
+    Batch {
+        outcomes: Vec<Outcome>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_stable() {
+        let p = Proposal {
+            command: Command::DeleteEntity { urn: "mm://t/model/m".parse().unwrap(), expect_version: Some(2) },
+            at_ms: 7,
+            principal: "alice".into(),
+            request_id: Some("r1".into()),
+        };
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            json,
+            r#"{"command":{"op":"delete_entity","urn":"mm://t/model/m","expect_version":2},"at_ms":7,"principal":"alice","request_id":"r1"}"#
+        );
+        assert_eq!(serde_json::from_str::<Proposal>(&json).unwrap(), p);
+    }
+
+    #[test]
+    fn bad_urn_in_json_is_refused_at_decode() {
+        let err = serde_json::from_str::<Command>(r#"{"op":"delete_entity","urn":"mm://T/model/m"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid urn"), "{err}");
+    }
+
+    #[test]
+    fn batch_errors_name_the_element() {
+        let mut spec = EntitySpec::new("mm://t/model/m".parse().unwrap());
+        spec.tags.insert(" ".into());
+        let c = Command::Batch {
+            commands: vec![Command::CreateTenant { tenant: TenantId::new("t").unwrap() }, Command::PutEntity(spec)],
+        };
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.field(), Some("commands[1].tags"));
+        let nested = Command::Batch { commands: vec![Command::Batch { commands: vec![] }] };
+        assert!(nested.validate().unwrap_err().to_string().contains("do not nest"));
+    }
+
+    #[test]
+    fn size_limits() {
+        let mut spec = EntitySpec::new("mm://t/model/m".parse().unwrap());
+        spec.description = Some("x".repeat(MAX_DESCRIPTION_BYTES + 1));
+        let err = Command::PutEntity(spec).validate().unwrap_err();
+        assert!(matches!(err, CommandError::TooLarge { ref field, .. } if field == "description"), "{err}");
+        let doc = Command::PutDocument {
+            urn: "mm://t/model/m".parse().unwrap(),
+            title: "readme".into(),
+            body: "x".repeat(MAX_DOCUMENT_BYTES + 1),
+        };
+        assert!(matches!(doc.validate(), Err(CommandError::TooLarge { .. })));
+    }
+}

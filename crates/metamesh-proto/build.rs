@@ -1,0 +1,36 @@
+//! Compiles `proto/metamesh/v1/*.proto` with protox (pure Rust, no system `protoc`), generates
+//! prost messages and tonic clients/servers, and writes the encoded `FileDescriptorSet` to
+//! `$OUT_DIR/metamesh_descriptor.bin` (for gRPC reflection and descriptor tests).
+
+use std::path::{Path, PathBuf};
+use std::{env, fs};
+
+use protox::prost::Message as _;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let include = Path::new("../../proto");
+    let dir = include.join("metamesh/v1");
+    println!("cargo:rerun-if-changed={}", dir.display());
+
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)?.map(|entry| entry.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|ext| ext == "proto"));
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no .proto files in {}", dir.display()).into());
+    }
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+
+    let fds = protox::compile(&files, [include])?;
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out_dir.join("metamesh_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .emit_rerun_if_changed(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Store benchmarks: prints figures, asserts nothing about speed.
+//!
+//! `cargo bench -p metamesh-store --bench store` — scale with `METAMESH_BENCH_NODES`
+//! (default 100000 graph nodes); `METAMESH_BENCH_SMOKE=1` runs a small version in seconds.
+//!
+//! - single: one `PutEntity` per revision (one transaction, one fsync each);
+//! - batch: `Batch` commands of 1,000 `PutEntity` each;
+//! - frontier: `edges_of` for 1,000 random nodes of a lineage graph (runs reading two datasets
+//!   and writing one), both directions.
+
+use std::time::{Duration, Instant};
+
+use metamesh_core::{Command, Direction, EdgeKind, EdgeSpec, EntitySpec, EntityUrn, Kind, Proposal, TenantId};
+use metamesh_store::{Store, StoreOptions};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn urn(kind: Kind, i: usize) -> EntityUrn {
+    EntityUrn::new(TenantId::new("bench").unwrap(), kind, format!("s3://lake/{kind}/{i:08}")).unwrap()
+}
+
+fn entity(kind: Kind, i: usize) -> Command {
+    let mut spec = EntitySpec::new(urn(kind, i));
+    spec.properties = serde_json::json!({ "rows": i, "format": "parquet", "owner_team": "bench" });
+    spec.tags.insert("bench".into());
+    spec.owner = Some("bench-owner".into());
+    Command::PutEntity(spec)
+}
+
+struct Bench {
+    store: Store,
+    rev: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn new(synchronous_full: bool) -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(dir.path().join("bench.sqlite"), StoreOptions { synchronous_full, readers: 4 }).await.unwrap();
+        let mut b = Bench { store, rev: 0, _dir: dir };
+        b.apply(Command::CreateTenant { tenant: TenantId::new("bench").unwrap() }).await;
+        b
+    }
+
+    async fn apply(&mut self, command: Command) {
+        self.rev += 1;
+        let applied = self.store.apply(self.rev, &Proposal::new(command, self.rev as i64, "bench")).await.unwrap();
+        if let Err(e) = applied.result {
+            panic!("bench command refused: {e}");
+        }
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let smoke = std::env::var("METAMESH_BENCH_SMOKE").is_ok();
+    let nodes = if smoke { 10_000 } else { env_usize("METAMESH_BENCH_NODES", 100_000) };
+    let singles = if smoke { 300 } else { 3_000 };
+    let batches = if smoke { 5 } else { 50 };
+    println!("metamesh-store bench (nodes={nodes}, smoke={smoke})");
+
+    for full in [true, false] {
+        let mut b = Bench::new(full).await;
+        let mut lat = Vec::with_capacity(singles);
+        let t = Instant::now();
+        for i in 0..singles {
+            let s = Instant::now();
+            b.apply(entity(Kind::Dataset, i)).await;
+            lat.push(s.elapsed());
+        }
+        let el = t.elapsed();
+        lat.sort();
+        println!(
+            "single put   synchronous={:<6} {:>9.0} ops/s   p50 {:>7.3} ms   p99 {:>7.3} ms",
+            if full { "FULL" } else { "NORMAL" },
+            singles as f64 / el.as_secs_f64(),
+            pct(&lat, 0.5).as_secs_f64() * 1e3,
+            pct(&lat, 0.99).as_secs_f64() * 1e3
+        );
+    }
+
+    let mut b = Bench::new(true).await;
+    let t = Instant::now();
+    for n in 0..batches {
+        let commands = (0..1000).map(|i| entity(Kind::Model, n * 1000 + i)).collect();
+        b.apply(Command::Batch { commands }).await;
+    }
+    let el = t.elapsed();
+    println!(
+        "batch put    1000/batch          {:>9.0} entities/s ({batches} batches, {:.1} ms/batch)",
+        (batches * 1000) as f64 / el.as_secs_f64(),
+        el.as_secs_f64() * 1e3 / batches as f64
+    );
+
+    // The lineage graph: half datasets, half runs; run i reads datasets i and i+1 (fan-in 2)
+    // and writes dataset i+2.
+    let mut g = Bench::new(false).await;
+    let half = nodes / 2;
+    let t = Instant::now();
+    for chunk in (0..half).collect::<Vec<_>>().chunks(1000) {
+        let mut commands: Vec<Command> = chunk.iter().map(|&i| entity(Kind::Dataset, i)).collect();
+        commands.extend(chunk.iter().map(|&i| entity(Kind::Run, i)));
+        g.apply(Command::Batch { commands }).await;
+    }
+    let load = t.elapsed();
+    let t = Instant::now();
+    let mut edges = 0;
+    for chunk in (0..half.saturating_sub(2)).collect::<Vec<_>>().chunks(500) {
+        let mut commands = Vec::with_capacity(chunk.len() * 3);
+        for &i in chunk {
+            let run = urn(Kind::Run, i).at(1);
+            commands.push(Command::AddEdge(EdgeSpec::new(
+                urn(Kind::Dataset, i).at(1),
+                EdgeKind::Consumed,
+                run.clone(),
+            )));
+            commands.push(Command::AddEdge(EdgeSpec::new(
+                urn(Kind::Dataset, i + 1).at(1),
+                EdgeKind::Consumed,
+                run.clone(),
+            )));
+            commands.push(Command::AddEdge(EdgeSpec::new(run, EdgeKind::Produced, urn(Kind::Dataset, i + 2).at(1))));
+        }
+        edges += commands.len();
+        g.apply(Command::Batch { commands }).await;
+    }
+    let link = t.elapsed();
+    println!(
+        "graph build  {nodes} nodes in {:.1} s, {edges} edges in {:.1} s ({:.0} edges/s)",
+        load.as_secs_f64(),
+        link.as_secs_f64(),
+        edges as f64 / link.as_secs_f64()
+    );
+
+    // Deterministic pseudo-random frontiers (xorshift), so runs are comparable.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let rounds = if smoke { 10 } else { 50 };
+    let mut lat = Vec::with_capacity(rounds);
+    let mut returned = 0;
+    for _ in 0..rounds {
+        let frontier: Vec<EntityUrn> = (0..1000)
+            .map(|_| {
+                let i = (next() % half as u64) as usize;
+                if next() % 2 == 0 {
+                    urn(Kind::Dataset, i)
+                } else {
+                    urn(Kind::Run, i)
+                }
+            })
+            .collect();
+        let s = Instant::now();
+        let found = g.store.edges_of(&frontier, Direction::Both, &[], None).await.unwrap();
+        lat.push(s.elapsed());
+        returned += found.len();
+    }
+    lat.sort();
+    println!(
+        "frontier     1000 nodes, both    p50 {:>7.3} ms   p99 {:>7.3} ms   ({} edges/answer)",
+        pct(&lat, 0.5).as_secs_f64() * 1e3,
+        pct(&lat, 0.99).as_secs_f64() * 1e3,
+        returned / rounds
+    );
+}

@@ -1,0 +1,128 @@
+//! The shard state machine: applies [`Proposal`]s to one SQLite file and answers queries.
+//!
+//! Pipeline of a write: `apply(revision, proposal)` opens one transaction, checks the revision
+//! follows the last one, answers a retried request id with its first outcome, runs the command
+//! inside a savepoint (a refused command rolls back to it, so nothing of it is written), records
+//! the revision, and commits. Raft calls `apply` with the log index as the revision; everything
+//! else in the command was chosen by the proposer, so replicas stay byte-identical.
+//!
+//! Reads go through a small pool of read-only connections (WAL lets them run beside the writer)
+//! and can be asked "as of" a revision or a time; see [`read`].
+//!
+//! Code map: [`apply`] (the write pipeline and command handlers), [`entities`] (bulk entity
+//! writes), [`schemas`] (the schema registry and its validator cache), [`lineage`] (edges, cycle
+//! checks, frontier expansion), [`read`] (entity queries and pagination), [`search`] (FTS5),
+//! [`export`] (a deterministic dump used to compare replicas).
+
+mod apply;
+mod entities;
+pub mod export;
+mod lineage;
+pub mod read;
+mod rows;
+mod schemas;
+mod search;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use metamesh_core::CommandError;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::ConnectOptions;
+
+pub use apply::Applied;
+pub use lineage::{ExpandRequest, Expansion};
+pub use read::{Page, SearchHit};
+pub use schemas::SchemaVersion;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Failures of the store itself, as opposed to a refused command ([`CommandError`], carried
+/// inside [`Applied`]). A `StoreError` from `apply` means the write did not happen and the
+/// replica should stop applying: retrying the same revision is safe.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("revision {given} does not follow the last applied revision {last}")]
+    OutOfOrder { last: u64, given: u64 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A query's arguments are wrong (a bad filter, cursor or schema version).
+    #[error(transparent)]
+    Invalid(#[from] CommandError),
+}
+
+/// How the SQLite file is opened.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// `FULL` fsyncs every commit; `NORMAL` (in WAL mode) may lose the last commits on power
+    /// loss but never corrupts — right when a durable Raft log replays them.
+    pub synchronous_full: bool,
+    /// Read connections.
+    pub readers: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { synchronous_full: true, readers: 4 }
+    }
+}
+
+/// Key of a compiled schema in the validator cache. Schema versions are immutable, so entries
+/// never go stale.
+type SchemaKey = (String, String, u32);
+
+/// A shard's state in one SQLite file.
+pub struct Store {
+    /// The single writer. SQLite allows one writer at a time anyway; holding it in a mutex
+    /// makes `apply` calls queue in Rust rather than spin on `SQLITE_BUSY`.
+    writer: tokio::sync::Mutex<SqliteConnection>,
+    readers: SqlitePool,
+    validators: Mutex<HashMap<SchemaKey, Arc<jsonschema::Validator>>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and runs the embedded migrations.
+    pub async fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_owned();
+        let base = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if opts.synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let mut writer = base.clone().create_if_missing(true).connect().await?;
+        MIGRATOR.run(&mut writer).await?;
+        let readers =
+            SqlitePoolOptions::new().max_connections(opts.readers.max(1)).connect_with(base.read_only(true)).await?;
+        Ok(Store { writer: tokio::sync::Mutex::new(writer), readers, validators: Mutex::new(HashMap::new()), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last applied revision (0 for a new store).
+    pub async fn applied_revision(&self) -> Result<u64, StoreError> {
+        let rev: Option<i64> = sqlx::query_scalar("SELECT max(rev) FROM revisions").fetch_one(&self.readers).await?;
+        Ok(rev.unwrap_or(0) as u64)
+    }
+
+    /// Closes the connections, checkpointing the WAL.
+    pub async fn close(self) {
+        self.readers.close().await;
+        let mut w = self.writer.into_inner();
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut w).await;
+        let _ = sqlx::Connection::close(w).await;
+    }
+}

@@ -1,0 +1,308 @@
+//! Lineage edges: writes (with endpoint and cycle checks), and the frontier primitive the
+//! router's breadth-first expansion is built on — all edges in and out of a *set* of nodes in
+//! one query.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use metamesh_core::query::AsOf;
+use metamesh_core::{CommandError, Direction, Edge, EdgeKind, EdgeSpec, EntityUrn, Outcome, Urn};
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+
+use crate::apply::{record_change, Ctx, Res};
+use crate::{Store, StoreError};
+
+/// Resolves an edge end to a node id, interning remote URNs. A local end must be a live entity;
+/// without a version it is pinned to the entity's current version.
+async fn resolve_end(conn: &mut SqliteConnection, urn: &Urn, local: bool) -> Res<(i64, Option<i64>)> {
+    let key = urn.entity.to_string();
+    if local {
+        let id = crate::entities::live_id(conn, &urn.entity).await?;
+        let current: i64 = sqlx::query_scalar("SELECT version FROM versions WHERE entity_id = ? AND until_rev IS NULL")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let version = match urn.version {
+            None => current,
+            Some(v) if v as i64 <= current => v as i64,
+            Some(v) => return Err(CommandError::NotFound(format!("{}@{v}", urn.entity)).into()),
+        };
+        return Ok((id, Some(version)));
+    }
+    sqlx::query("INSERT OR IGNORE INTO nodes (urn) VALUES (?)").bind(&key).execute(&mut *conn).await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM nodes WHERE urn = ?").bind(&key).fetch_one(&mut *conn).await?;
+    Ok((id, urn.version.map(|v| v as i64)))
+}
+
+async fn is_local(conn: &mut SqliteConnection, urn: &EntityUrn) -> Res<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE name = ?")
+        .bind(urn.tenant().as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &EdgeSpec) -> Res<Outcome> {
+    let owner = metamesh_core::command::edge_owner(e);
+    crate::apply::require_tenant(conn, owner).await?;
+    let from_local = is_local(conn, e.from_entity()).await?;
+    let to_local = is_local(conn, e.to_entity()).await?;
+    let (src, src_version) = resolve_end(conn, &e.from, from_local).await?;
+    let (dst, dst_version) = resolve_end(conn, &e.to, to_local).await?;
+    if e.kind.must_be_acyclic() {
+        if let Some(path) = find_path(conn, dst, src, e.kind).await? {
+            let mut urns = vec![e.from.entity.to_string()];
+            urns.extend(path);
+            return Err(CommandError::Cycle { kind: e.kind, path: urns }.into());
+        }
+    }
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO edges (src, src_version, dst, dst_version, kind, src_column, dst_column,
+                                      transformation, rev, until_rev, at_ms, by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+    )
+    .bind(src)
+    .bind(src_version)
+    .bind(dst)
+    .bind(dst_version)
+    .bind(e.kind.as_str())
+    .bind(e.from_column.as_deref().unwrap_or(""))
+    .bind(e.to_column.as_deref().unwrap_or(""))
+    .bind(e.transformation.as_deref())
+    .bind(ctx.rev)
+    .bind(ctx.at_ms)
+    .bind(ctx.by)
+    .execute(&mut *conn)
+    .await?;
+    let changed = done.rows_affected() == 1;
+    if changed {
+        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_added").await?;
+    }
+    Ok(Outcome::Edge { changed })
+}
+
+/// Tombstones the live edges matching `e`; an end without a version matches any version.
+pub(crate) async fn remove_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &EdgeSpec) -> Res<Outcome> {
+    let owner = metamesh_core::command::edge_owner(e);
+    crate::apply::require_tenant(conn, owner).await?;
+    let done = sqlx::query(
+        "UPDATE edges SET until_rev = ?1
+         WHERE until_rev IS NULL AND kind = ?2 AND src_column = ?3 AND dst_column = ?4
+           AND src = (SELECT id FROM nodes WHERE urn = ?5) AND (?6 IS NULL OR src_version = ?6)
+           AND dst = (SELECT id FROM nodes WHERE urn = ?7) AND (?8 IS NULL OR dst_version = ?8)",
+    )
+    .bind(ctx.rev)
+    .bind(e.kind.as_str())
+    .bind(e.from_column.as_deref().unwrap_or(""))
+    .bind(e.to_column.as_deref().unwrap_or(""))
+    .bind(e.from.entity.to_string())
+    .bind(e.from.version.map(|v| v as i64))
+    .bind(e.to.entity.to_string())
+    .bind(e.to.version.map(|v| v as i64))
+    .execute(&mut *conn)
+    .await?;
+    let changed = done.rows_affected() > 0;
+    if changed {
+        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_removed").await?;
+    }
+    Ok(Outcome::Edge { changed })
+}
+
+/// Breadth-first search from `from` to `to` over live edges of one kind; returns the URNs on
+/// the path (starting at `from`) if one exists. One query per level.
+async fn find_path(conn: &mut SqliteConnection, from: i64, to: i64, kind: EdgeKind) -> Res<Option<Vec<String>>> {
+    let mut parent: HashMap<i64, i64> = HashMap::new();
+    let mut seen: HashSet<i64> = HashSet::from([from]);
+    let mut frontier = vec![from];
+    let mut hit = from == to;
+    while !frontier.is_empty() && !hit {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT e.src, e.dst FROM json_each(?) j JOIN edges e ON e.src = j.value
+             WHERE e.kind = ? AND e.until_rev IS NULL",
+        )
+        .bind(serde_json::to_string(&frontier).expect("ints serialize"))
+        .bind(kind.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        frontier.clear();
+        for (s, d) in rows {
+            if seen.insert(d) {
+                parent.insert(d, s);
+                frontier.push(d);
+                if d == to {
+                    hit = true;
+                }
+            }
+        }
+    }
+    if !hit {
+        return Ok(None);
+    }
+    let mut ids = vec![to];
+    while let Some(p) = parent.get(ids.last().expect("non-empty")) {
+        ids.push(*p);
+    }
+    ids.reverse();
+    let mut urns = Vec::with_capacity(ids.len());
+    for id in ids {
+        let urn: String =
+            sqlx::query_scalar("SELECT urn FROM nodes WHERE id = ?").bind(id).fetch_one(&mut *conn).await?;
+        urns.push(urn);
+    }
+    Ok(Some(urns))
+}
+
+/// A multi-hop expansion request, answered from this shard's edges alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExpandRequest {
+    pub start: Vec<EntityUrn>,
+    pub direction: Direction,
+    pub kinds: Vec<EdgeKind>,
+    pub max_depth: u32,
+    pub max_nodes: usize,
+    pub as_of: Option<AsOf>,
+}
+
+/// The result of an expansion: the nodes reached (with their depth), the edges walked, and the
+/// nodes reached that belong to tenants of other shards (where a router must continue).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Expansion {
+    pub nodes: Vec<(EntityUrn, u32)>,
+    pub edges: Vec<Edge>,
+    pub remote_frontier: Vec<EntityUrn>,
+    /// True when `max_nodes` stopped the walk before `max_depth`.
+    pub truncated: bool,
+}
+
+type EdgeRow =
+    (i64, String, Option<i64>, String, Option<i64>, String, String, String, Option<String>, i64, i64, String);
+
+fn decode_edge(r: EdgeRow) -> Result<(i64, Edge), StoreError> {
+    let corrupt = |w: &str| StoreError::Corrupt(format!("edge {}: bad {w}", r.0));
+    let end = |urn: &str, v: Option<i64>| -> Result<Urn, StoreError> {
+        let mut u = Urn::parse(urn).map_err(|_| corrupt("urn"))?;
+        u.version = v.map(|v| v as u64);
+        Ok(u)
+    };
+    let col = |c: String| if c.is_empty() { None } else { Some(c) };
+    Ok((
+        r.0,
+        Edge {
+            from: end(&r.1, r.2)?,
+            to: end(&r.3, r.4)?,
+            kind: r.5.parse().map_err(|_| corrupt("kind"))?,
+            from_column: col(r.6),
+            to_column: col(r.7),
+            transformation: r.8,
+            revision: r.9 as u64,
+            created_at_ms: r.10,
+            created_by: r.11,
+        },
+    ))
+}
+
+impl Store {
+    /// Every edge into and/or out of any node of `frontier`, live at the as-of point, in one
+    /// query. Kinds empty means all. Edges are returned once each, ordered by their id.
+    pub async fn edges_of(
+        &self,
+        frontier: &[EntityUrn],
+        direction: Direction,
+        kinds: &[EdgeKind],
+        as_of: Option<AsOf>,
+    ) -> Result<Vec<Edge>, StoreError> {
+        let rev = self.resolve_as_of(as_of).await?;
+        let urns: Vec<String> = frontier.iter().map(|u| u.to_string()).collect();
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let rows = self.edge_rows(&urns, direction, &kinds, rev).await?;
+        Ok(rows.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn edge_rows(
+        &self,
+        urns: &[String],
+        direction: Direction,
+        kinds: &[&str],
+        rev: Option<u64>,
+    ) -> Result<Vec<(i64, Edge)>, StoreError> {
+        let live =
+            format!("{} AND (?2 = '[]' OR e.kind IN (SELECT value FROM json_each(?2)))", crate::read::live("e", rev));
+        let select = "SELECT e.id, ns.urn, e.src_version, nd.urn, e.dst_version, e.kind, e.src_column, e.dst_column,
+                             e.transformation, e.rev, e.at_ms, e.by
+                      FROM f JOIN edges e ON";
+        let tail = "JOIN nodes ns ON ns.id = e.src JOIN nodes nd ON nd.id = e.dst WHERE";
+        let down = format!("{select} e.src = f.id {tail} {live}");
+        let up = format!("{select} e.dst = f.id {tail} {live}");
+        let body = match direction {
+            Direction::Downstream => down,
+            Direction::Upstream => up,
+            Direction::Both => format!("{down} UNION {up}"),
+        };
+        let sql = format!(
+            "WITH f(id) AS (SELECT n.id FROM json_each(?1) j JOIN nodes n ON n.urn = j.value)
+             {body} ORDER BY 1"
+        );
+        let rows: Vec<EdgeRow> = sqlx::query_as(&sql)
+            .bind(serde_json::to_string(urns).expect("strings serialize"))
+            .bind(serde_json::to_string(kinds).expect("strings serialize"))
+            .fetch_all(&self.readers)
+            .await?;
+        rows.into_iter().map(decode_edge).collect()
+    }
+
+    /// Walks lineage breadth-first from `start` over this shard's edges, one query per hop.
+    /// Nodes of tenants this shard does not own are reported in `remote_frontier` and not
+    /// expanded further here.
+    pub async fn expand(&self, req: &ExpandRequest) -> Result<Expansion, StoreError> {
+        let rev = self.resolve_as_of(req.as_of).await?;
+        let local: HashSet<String> = self.tenants().await?.into_iter().map(|t| t.to_string()).collect();
+        let kinds: Vec<&str> = req.kinds.iter().map(|k| k.as_str()).collect();
+        let mut out = Expansion::default();
+        let mut depth_of: HashMap<String, u32> = HashMap::new();
+        let mut seen_edges = HashSet::new();
+        let mut queue: VecDeque<String> = VecDeque::new();
+        for s in &req.start {
+            if depth_of.insert(s.to_string(), 0).is_none() {
+                out.nodes.push((s.clone(), 0));
+                queue.push_back(s.to_string());
+            }
+        }
+        let mut depth = 0;
+        while depth < req.max_depth && !queue.is_empty() {
+            let frontier: Vec<String> = queue
+                .drain(..)
+                .filter(|u| Urn::parse(u).map(|p| local.contains(p.entity.tenant().as_str())).unwrap_or(false))
+                .collect();
+            depth += 1;
+            for (id, edge) in self.edge_rows(&frontier, req.direction, &kinds, rev).await? {
+                if !seen_edges.insert(id) {
+                    continue;
+                }
+                for end in [&edge.from.entity, &edge.to.entity] {
+                    let key = end.to_string();
+                    if depth_of.contains_key(&key) {
+                        continue;
+                    }
+                    if out.nodes.len() >= req.max_nodes {
+                        out.truncated = true;
+                        continue;
+                    }
+                    depth_of.insert(key.clone(), depth);
+                    out.nodes.push((end.clone(), depth));
+                    if local.contains(end.tenant().as_str()) {
+                        queue.push_back(key);
+                    } else {
+                        out.remote_frontier.push(end.clone());
+                    }
+                }
+                // An edge is part of the answer only when both of its ends are.
+                if depth_of.contains_key(&edge.from.entity.to_string())
+                    && depth_of.contains_key(&edge.to.entity.to_string())
+                {
+                    out.edges.push(edge);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,336 @@
+//! Entity queries: by URN, versions, filtered listing with keyset pagination, search, documents,
+//! the change feed. Every read can be asked as of a revision or a time.
+//!
+//! Cursors are opaque to clients. A listing cursor carries the revision the first page was read
+//! at, so the following pages read the same snapshot even while writes continue.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use metamesh_core::query::AsOf;
+use metamesh_core::schema::apply_migration;
+use metamesh_core::{CommandError, Document, EntityUrn, EntityVersion, ListFilter, PropertyOp, TenantId, Urn};
+use serde::{Deserialize, Serialize};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use crate::rows::{self, ENTITY_COLUMNS, ENTITY_FROM};
+use crate::{Store, StoreError};
+
+/// Largest page a listing returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// One page of results and the cursor of the next one, if any.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// A search result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub entity: EntityVersion,
+    /// bm25 relevance; lower is better, as SQLite reports it.
+    pub score: f64,
+    /// The matching text with the hit marked `«…»`.
+    pub snippet: String,
+}
+
+/// One entry of the change feed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: u64,
+    pub revision: u64,
+    pub tenant: String,
+    pub urn: String,
+    pub change: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    after: i64,
+    rev: u64,
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).expect("cursor serializes"))
+}
+
+fn decode_cursor(s: &str) -> Result<Cursor, CommandError> {
+    let bad =
+        || CommandError::InvalidField { field: "page_token".into(), reason: "not a token this server issued".into() };
+    let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+    serde_json::from_slice(&bytes).map_err(|_| bad())
+}
+
+fn check_limit(limit: usize) -> Result<i64, CommandError> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(CommandError::InvalidField {
+            field: "page_size".into(),
+            reason: format!("must be 1 to {MAX_PAGE}"),
+        });
+    }
+    Ok(limit as i64)
+}
+
+/// SQL that keeps the rows of `alias` (a table with `rev`/`until_rev`) live at `rev`, or
+/// currently live when `rev` is `None`. The revision is an integer, so inlining it is safe, and
+/// a literal lets SQLite use the partial index on live rows.
+pub(crate) fn live(alias: &str, rev: Option<u64>) -> String {
+    match rev {
+        None => format!("{alias}.until_rev IS NULL"),
+        Some(r) => format!("{alias}.rev <= {r} AND ({alias}.until_rev IS NULL OR {alias}.until_rev > {r})"),
+    }
+}
+
+impl Store {
+    /// The revision an as-of point denotes; `None` means "current".
+    pub async fn resolve_as_of(&self, as_of: Option<AsOf>) -> Result<Option<u64>, StoreError> {
+        match as_of {
+            None => Ok(None),
+            Some(AsOf::Revision(r)) => Ok(Some(r)),
+            Some(AsOf::TimeMs(t)) => {
+                let rev: i64 = sqlx::query_scalar("SELECT ifnull(max(rev), 0) FROM revisions WHERE at_ms <= ?")
+                    .bind(t)
+                    .fetch_one(&self.readers)
+                    .await?;
+                Ok(Some(rev as u64))
+            }
+        }
+    }
+
+    /// Tenants this shard owns.
+    pub async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM tenants ORDER BY name").fetch_all(&self.readers).await?;
+        names.iter().map(|n| TenantId::new(n).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+    }
+
+    /// An entity: the version the URN names, else the current one (at `as_of`). A deleted
+    /// entity is returned as its tombstone (`deleted: true`).
+    pub async fn get_entity(&self, urn: &Urn, as_of: Option<AsOf>) -> Result<Option<EntityVersion>, StoreError> {
+        let rev = self.resolve_as_of(as_of).await?;
+        let cond = match (urn.version, rev) {
+            (Some(v), None) => format!("v.version = {v}"),
+            (Some(v), Some(r)) => format!("v.version = {v} AND v.rev <= {r}"),
+            (None, rev) => live("v", rev),
+        };
+        let sql = format!("SELECT {ENTITY_COLUMNS} FROM {ENTITY_FROM} WHERE n.urn = ? AND {cond}");
+        let row = sqlx::query(&sql).bind(urn.entity.to_string()).fetch_optional(&self.readers).await?;
+        row.map(|r| rows::entity(&r).map(|(_, e)| e)).transpose()
+    }
+
+    /// An entity read through a newer schema version of its type: the migrations of each later
+    /// version are applied to its properties in order.
+    pub async fn get_entity_as_schema(
+        &self,
+        urn: &Urn,
+        as_of: Option<AsOf>,
+        schema_version: u32,
+    ) -> Result<Option<EntityVersion>, StoreError> {
+        let Some(mut e) = self.get_entity(urn, as_of).await? else { return Ok(None) };
+        let (Some(type_name), Some(stored)) = (e.type_name.clone(), e.schema_version) else {
+            return Err(CommandError::InvalidField {
+                field: "read_schema_version".into(),
+                reason: format!("{} has no type", e.urn),
+            }
+            .into());
+        };
+        if schema_version < stored {
+            return Err(CommandError::InvalidField {
+                field: "read_schema_version".into(),
+                reason: format!(
+                    "{} is stored at schema v{stored}; cannot read it through older v{schema_version}",
+                    e.urn
+                ),
+            }
+            .into());
+        }
+        let versions = self.schema_versions(e.urn.tenant(), &type_name).await?;
+        if !versions.iter().any(|s| s.version == schema_version) {
+            return Err(CommandError::UnknownSchemaVersion { type_name, version: schema_version }.into());
+        }
+        for s in versions.iter().filter(|s| s.version > stored && s.version <= schema_version) {
+            apply_migration(&s.migration, &mut e.properties);
+        }
+        e.schema_version = Some(schema_version);
+        Ok(Some(e))
+    }
+
+    /// Versions of an entity, oldest first, after version `after`.
+    pub async fn versions(&self, urn: &EntityUrn, after: u64, limit: usize) -> Result<Vec<EntityVersion>, StoreError> {
+        let limit = check_limit(limit)?;
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM {ENTITY_FROM} WHERE n.urn = ? AND v.version > ? ORDER BY v.version LIMIT ?"
+        );
+        let found =
+            sqlx::query(&sql).bind(urn.to_string()).bind(after as i64).bind(limit).fetch_all(&self.readers).await?;
+        found.iter().map(|r| rows::entity(r).map(|(_, e)| e)).collect()
+    }
+
+    /// Entities matching `filter`, in creation order, one page at a time. `page_token` is the
+    /// `next` of the previous page; it pins the revision of the first page.
+    pub async fn list_entities(
+        &self,
+        filter: &ListFilter,
+        as_of: Option<AsOf>,
+        page_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<EntityVersion>, StoreError> {
+        let limit = check_limit(limit)?;
+        let (after, rev) = match page_token {
+            Some(t) => {
+                let c = decode_cursor(t)?;
+                (c.after, c.rev)
+            }
+            None => match self.resolve_as_of(as_of).await? {
+                Some(r) => (0, r),
+                None => (0, self.applied_revision().await?),
+            },
+        };
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {ENTITY_COLUMNS} FROM {ENTITY_FROM} WHERE "));
+        q.push(live("v", Some(rev)));
+        q.push(" AND e.id > ").push_bind(after);
+        push_filter(&mut q, filter)?;
+        q.push(" ORDER BY e.id LIMIT ").push_bind(limit + 1);
+        let found = q.build().fetch_all(&self.readers).await?;
+        let mut items = Vec::with_capacity(found.len());
+        let mut last = after;
+        for r in found.iter().take(limit as usize) {
+            let (id, e) = rows::entity(r)?;
+            last = id;
+            items.push(e);
+        }
+        let next = (found.len() > limit as usize).then(|| encode_cursor(&Cursor { after: last, rev }));
+        Ok(Page { items, next })
+    }
+
+    /// Full-text search over live entities, best first. `page_token` continues a search.
+    pub async fn search(
+        &self,
+        text: &str,
+        filter: &ListFilter,
+        page_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SearchHit>, StoreError> {
+        let limit = check_limit(limit)?;
+        let fts = crate::search::fts_query(text)?;
+        let offset = match page_token {
+            Some(t) => decode_cursor(t)?.after,
+            None => 0,
+        };
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {ENTITY_COLUMNS}, bm25(search) AS score, snippet(search, -1, '«', '»', '…', 12)
+             FROM search JOIN {ENTITY_FROM} WHERE search MATCH "
+        ));
+        q.push_bind(fts);
+        q.push(" AND e.id = search.rowid AND v.until_rev IS NULL");
+        push_filter(&mut q, filter)?;
+        q.push(" ORDER BY score, e.id LIMIT ").push_bind(limit + 1).push(" OFFSET ").push_bind(offset);
+        let found = q.build().fetch_all(&self.readers).await?;
+        let mut items = Vec::with_capacity(found.len());
+        for r in found.iter().take(limit as usize) {
+            let (_, entity) = rows::entity(r)?;
+            let snippet: String = r.try_get(17)?;
+            let snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+            items.push(SearchHit { entity, score: r.try_get(16)?, snippet });
+        }
+        let next = (found.len() > limit as usize).then(|| encode_cursor(&Cursor { after: offset + limit, rev: 0 }));
+        Ok(Page { items, next })
+    }
+
+    /// The live documents of an entity (at `as_of`), by title.
+    pub async fn documents(&self, urn: &EntityUrn, as_of: Option<AsOf>) -> Result<Vec<Document>, StoreError> {
+        let rev = self.resolve_as_of(as_of).await?;
+        let sql = format!(
+            "SELECT d.title, d.version, d.body, d.deleted, d.at_ms, d.by, d.rev FROM documents d
+             JOIN nodes n ON n.id = d.entity_id WHERE n.urn = ? AND {} AND d.deleted = 0 ORDER BY d.title",
+            live("d", rev)
+        );
+        let found = sqlx::query(&sql).bind(urn.to_string()).fetch_all(&self.readers).await?;
+        found
+            .iter()
+            .map(|r| {
+                Ok(Document {
+                    urn: urn.clone(),
+                    title: r.try_get(0)?,
+                    version: r.try_get::<i64, _>(1)? as u32,
+                    body: r.try_get(2)?,
+                    deleted: r.try_get::<i64, _>(3)? != 0,
+                    created_at_ms: r.try_get(4)?,
+                    created_by: r.try_get(5)?,
+                    revision: r.try_get::<i64, _>(6)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Changes after revision `after`, oldest first: the feed behind `watch`.
+    pub async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let limit = check_limit(limit)?;
+        let found: Vec<(i64, i64, String, String, String)> =
+            sqlx::query_as("SELECT seq, rev, tenant, urn, change FROM changes WHERE rev > ? ORDER BY seq LIMIT ?")
+                .bind(after as i64)
+                .bind(limit)
+                .fetch_all(&self.readers)
+                .await?;
+        Ok(found
+            .into_iter()
+            .map(|(seq, rev, tenant, urn, change)| Change {
+                seq: seq as u64,
+                revision: rev as u64,
+                tenant,
+                urn,
+                change,
+            })
+            .collect())
+    }
+}
+
+fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &ListFilter) -> Result<(), StoreError> {
+    if !f.include_deleted {
+        q.push(" AND v.deleted = 0");
+    }
+    if let Some(t) = &f.tenant {
+        q.push(" AND e.tenant = ").push_bind(t.to_string());
+    }
+    if let Some(k) = f.kind {
+        q.push(" AND e.kind = ").push_bind(k.as_str());
+    }
+    if let Some(t) = &f.type_name {
+        q.push(" AND v.type_name = ").push_bind(t.to_string());
+    }
+    if let Some(o) = &f.owner {
+        q.push(" AND v.owner = ").push_bind(o.clone());
+    }
+    if let Some(s) = &f.status {
+        q.push(" AND v.status = ").push_bind(s.clone());
+    }
+    for tag in &f.tags {
+        q.push(" AND EXISTS (SELECT 1 FROM version_tags t WHERE t.entity_id = v.entity_id AND t.version = v.version AND t.tag = ")
+            .push_bind(tag.clone())
+            .push(")");
+    }
+    for p in &f.properties {
+        let path = p.json_path()?;
+        q.push(" AND json_extract(v.properties, ").push_bind(path).push(")");
+        match (&p.value, p.op) {
+            (serde_json::Value::Null, PropertyOp::Eq) => {
+                q.push(" IS NULL");
+            }
+            (serde_json::Value::Null, _) => {
+                q.push(" IS NOT NULL");
+            }
+            (v, op) => {
+                q.push(" ").push(op.sql()).push(" ");
+                match v {
+                    serde_json::Value::Bool(b) => q.push_bind(i64::from(*b)),
+                    serde_json::Value::Number(n) if n.is_i64() => q.push_bind(n.as_i64()),
+                    serde_json::Value::Number(n) => q.push_bind(n.as_f64()),
+                    serde_json::Value::String(s) => q.push_bind(s.clone()),
+                    _ => unreachable!("json_path refused arrays and objects"),
+                };
+            }
+        }
+    }
+    Ok(())
+}

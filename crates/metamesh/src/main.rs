@@ -1,0 +1,46 @@
+//! The `metamesh` binary. Thin: parses arguments and calls into the library crates.
+//!
+//! - `metamesh dev --dir DIR`: the one-command tour. Today it runs a single shard store on a
+//!   real SQLite file, loads the example pipeline and shows lineage, search and as-of reads;
+//!   it grows into the whole mesh (router + shard groups) as those parts land.
+//! - `metamesh store …`: direct access to one shard's SQLite file, for operators and tests.
+
+mod dev;
+mod store_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "metamesh", version, about = "federated, multi-tenant metadata store for machine learning")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the local tour: a store with the example pipeline, queried end to end.
+    Dev(dev::DevArgs),
+    /// Work on one shard's SQLite file directly.
+    Store(store_cmd::StoreArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("METAMESH_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Dev(args) => dev::run(args).await,
+        Cmd::Store(args) => store_cmd::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

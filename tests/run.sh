@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The one command that runs every test of the project (README: "Run the tests").
+# It installs what the tests need itself, so a fresh machine passes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --workspace --locked "$@"
+
+# The store benchmark in smoke mode: proves the bench still builds and runs (figures printed,
+# nothing asserted about speed).
+METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-store --bench store --locked
