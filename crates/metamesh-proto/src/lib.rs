@@ -28,3 +28,5 @@ pub mod v1 {
 /// The encoded `google.protobuf.FileDescriptorSet` of all `metamesh.v1` files (with source
 /// comments), e.g. for `tonic_reflection::server::Builder::register_encoded_file_descriptor_set`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/metamesh_descriptor.bin"));
+
+pub mod convert;

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use super::migrate::migrate_schema;
 use super::{
-    compile, contains_ref, draft_of, is_unconstrained, property_schema, refs_local, Compatibility, Incompatibility,
-    Migration,
+    bound, compile, contains_ref, draft_of, is_unconstrained, list, property_schema, refs_local, render, types_of,
+    Compatibility, Incompatibility, Migration, ALL_TYPES,
 };
 
 /// Checks that `new` may follow `old` under `mode`.
@@ -58,9 +58,9 @@ const OPAQUE_GROUPS: &[&[&str]] = &[
     &["dependencies"],
     &["propertyNames"],
     &["contains", "minContains", "maxContains"],
+    // Annotations since 2019-09, but asserted by drafts 6 and 7.
+    &["contentMediaType", "contentEncoding", "contentSchema"],
 ];
-
-const ALL_TYPES: &[&str] = &["null", "boolean", "object", "array", "number", "string"];
 
 struct Checker {
     reader: &'static str,
@@ -91,12 +91,10 @@ impl Checker {
     }
 
     fn unprovable(&self, path: &Path, keyword: &str) -> Result<(), Incompatibility> {
+        let (rd, wr) = (self.reader, self.writer);
         self.err(
             path,
-            format!(
-                "cannot prove compatibility of `{keyword}` (it differs between the {} and {} schemas)",
-                self.writer, self.reader
-            ),
+            format!("cannot prove compatibility of `{keyword}` (it differs between the {wr} and {rd} schemas)"),
         )
     }
 
@@ -108,6 +106,7 @@ impl Checker {
     /// Proves that every instance valid under `writer` is valid under `reader`, or names the
     /// first place where that cannot be shown.
     fn subsumes(&self, reader: &Value, writer: &Value, path: &mut Path) -> Result<(), Incompatibility> {
+        let (rd, wr) = (self.reader, self.writer);
         if writer == &Value::Bool(false) || is_unconstrained(reader) {
             return Ok(());
         }
@@ -115,10 +114,7 @@ impl Checker {
             return Ok(());
         }
         if reader == &Value::Bool(false) {
-            return self.err(
-                path,
-                format!("the {} schema allows a value here but the {} schema allows none", self.writer, self.reader),
-            );
+            return self.err(path, format!("the {wr} schema allows a value here but the {rd} schema allows none"));
         }
         let empty = Map::new();
         let (Some(r), Some(w)) = (reader.as_object(), writer.as_object().or(writer.as_bool().map(|_| &empty))) else {
@@ -132,8 +128,12 @@ impl Checker {
             }
         }
         self.strip_references(&mut r, &mut w, path)?;
-        if r.contains_key("unevaluatedProperties") || r.contains_key("unevaluatedItems") {
-            return self.unprovable(path, "unevaluatedProperties");
+        // Their meaning depends on every sibling keyword, so only whole-schema equality (above)
+        // can vouch for them.
+        for keyword in ["unevaluatedProperties", "unevaluatedItems"] {
+            if r.contains_key(keyword) {
+                return self.unprovable(path, keyword);
+            }
         }
         for group in OPAQUE_GROUPS {
             let in_reader = group.iter().any(|k| r.contains_key(*k));
@@ -165,6 +165,7 @@ impl Checker {
         w: &Map<String, Value>,
         path: &Path,
     ) -> Option<Result<(), Incompatibility>> {
+        let (rd, wr) = (self.reader, self.writer);
         let mut values: Vec<&Value> =
             w.get("enum").and_then(Value::as_array).map(|e| e.iter().collect()).unwrap_or_default();
         if let Some(c) = w.get("const") {
@@ -177,13 +178,9 @@ impl Checker {
             .find(|v| writer_validator.as_ref().is_none_or(|wv| wv.is_valid(v)) && !reader_validator.is_valid(v));
         Some(match rejected {
             None => Ok(()),
-            Some(v) => self.err(
-                path,
-                format!(
-                    "value {v} is allowed by the {} schema but rejected by the {} schema",
-                    self.writer, self.reader
-                ),
-            ),
+            Some(v) => {
+                self.err(path, format!("value {v} is allowed by the {wr} schema but rejected by the {rd} schema"))
+            }
         })
     }
 
@@ -233,6 +230,7 @@ impl Checker {
         w: &Map<String, Value>,
         path: &mut Path,
     ) -> Result<(), Incompatibility> {
+        let (rd, wr) = (self.reader, self.writer);
         for keyword in ["enum", "const"] {
             if let Some(allowed) = r.get(keyword) {
                 let allowed: Vec<&Value> = match allowed {
@@ -248,10 +246,7 @@ impl Checker {
                     None => {
                         return self.err(
                             path,
-                            format!(
-                                "the {} schema restricts values with `{keyword}` but the {} schema does not",
-                                self.reader, self.writer
-                            ),
+                            format!("the {rd} schema restricts values with `{keyword}` but the {wr} schema does not"),
                         )
                     }
                     Some(values) => {
@@ -259,8 +254,7 @@ impl Checker {
                             return self.err(
                                 path,
                                 format!(
-                                    "value {v} is allowed by the {} schema but not by the {} schema's `{keyword}`",
-                                    self.writer, self.reader
+                                    "value {v} is allowed by the {wr} schema but not by the {rd} schema's `{keyword}`"
                                 ),
                             );
                         }
@@ -287,6 +281,7 @@ impl Checker {
     }
 
     fn check_type(&self, r: &Map<String, Value>, w_types: &[String], path: &Path) -> Result<(), Incompatibility> {
+        let (rd, wr) = (self.reader, self.writer);
         if !r.contains_key("type") {
             return Ok(());
         }
@@ -295,9 +290,7 @@ impl Checker {
             return self.err(
                 path,
                 format!(
-                    "type narrowed: the {} schema accepts any type here but the {} schema only allows {}",
-                    self.writer,
-                    self.reader,
+                    "type narrowed: the {wr} schema accepts any type here but the {rd} schema only allows {}",
                     list(&r_types)
                 ),
             );
@@ -308,9 +301,7 @@ impl Checker {
                 return self.err(
                     path,
                     format!(
-                        "type narrowed: the {} schema allows `{t}` but the {} schema only allows {}",
-                        self.writer,
-                        self.reader,
+                        "type narrowed: the {wr} schema allows `{t}` but the {rd} schema only allows {}",
                         list(&r_types)
                     ),
                 );
@@ -326,6 +317,7 @@ impl Checker {
         w_types: &[String],
         path: &Path,
     ) -> Result<(), Incompatibility> {
+        let (rd, wr) = (self.reader, self.writer);
         for (lower, kw) in [(true, "minimum"), (false, "maximum")] {
             let Some((rb, r_excl)) = bound(r, lower) else {
                 continue;
@@ -344,24 +336,24 @@ impl Checker {
                 return self.err(
                     path,
                     format!(
-                        "{kw} tightened: the {} schema requires {op} {rb}, which the {} schema does not guarantee",
-                        self.reader, self.writer
+                        "{kw} tightened: the {rd} schema requires {op} {rb}, which the {wr} schema does not guarantee"
                     ),
                 );
             }
         }
         if let Some(rm) = r.get("multipleOf").and_then(Value::as_f64) {
+            // Writer values are multiples of `wm` (1 for integers); they are multiples of `rm`
+            // when `wm / rm` is a whole number (in floating point, as validators compute it).
+            let divides = |wm: f64| {
+                let ratio = wm / rm;
+                ratio >= 1.0 && ratio.fract() == 0.0
+            };
             let integers_only = w_types.iter().all(|t| t == "integer");
-            let ok = (integers_only && rm == 1.0)
-                || w.get("multipleOf").and_then(Value::as_f64).is_some_and(|wm| {
-                    let ratio = wm / rm;
-                    ratio >= 1.0 && ratio.fract() == 0.0
-                });
+            let ok =
+                (integers_only && divides(1.0)) || w.get("multipleOf").and_then(Value::as_f64).is_some_and(divides);
             if !ok {
-                return self.err(
-                    path,
-                    format!("multipleOf added or changed: the {} schema requires multiples of {rm}", self.reader),
-                );
+                return self
+                    .err(path, format!("multipleOf added or changed: the {rd} schema requires multiples of {rm}"));
             }
         }
         Ok(())
@@ -373,13 +365,13 @@ impl Checker {
         w: &Map<String, Value>,
         path: &Path,
     ) -> Result<(), Incompatibility> {
+        let rd = self.reader;
         self.check_count(r, w, "minLength", "maxLength", path)?;
         for keyword in ["pattern", "format"] {
             if let Some(rp) = r.get(keyword) {
                 if w.get(keyword) != Some(rp) {
                     let change = if w.contains_key(keyword) { "changed" } else { "added" };
-                    return self
-                        .err(path, format!("{keyword} {change}: the {} schema requires {keyword} {rp}", self.reader));
+                    return self.err(path, format!("{keyword} {change}: the {rd} schema requires {keyword} {rp}"));
                 }
             }
         }
@@ -396,15 +388,13 @@ impl Checker {
         max: &str,
         path: &Path,
     ) -> Result<(), Incompatibility> {
+        let (rd, wr) = (self.reader, self.writer);
         let get = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_f64);
         if let Some(rmin) = get(r, min) {
             if get(w, min).unwrap_or(0.0) < rmin {
                 return self.err(
                     path,
-                    format!(
-                        "{min} tightened: the {} schema requires {min} {rmin}, which the {} schema does not guarantee",
-                        self.reader, self.writer
-                    ),
+                    format!("{min} tightened: the {rd} schema requires {min} {rmin}, which the {wr} schema does not guarantee"),
                 );
             }
         }
@@ -412,10 +402,7 @@ impl Checker {
             if get(w, max).is_none_or(|wmax| wmax > rmax) {
                 return self.err(
                     path,
-                    format!(
-                        "{max} tightened: the {} schema requires {max} {rmax}, which the {} schema does not guarantee",
-                        self.reader, self.writer
-                    ),
+                    format!("{max} tightened: the {rd} schema requires {max} {rmax}, which the {wr} schema does not guarantee"),
                 );
             }
         }
@@ -428,9 +415,10 @@ impl Checker {
         w: &Map<String, Value>,
         path: &mut Path,
     ) -> Result<(), Incompatibility> {
+        let rd = self.reader;
         self.check_count(r, w, "minItems", "maxItems", path)?;
         if r.get("uniqueItems") == Some(&Value::Bool(true)) && w.get("uniqueItems") != Some(&Value::Bool(true)) {
-            return self.err(path, format!("uniqueItems added: the {} schema requires unique items", self.reader));
+            return self.err(path, format!("uniqueItems added: the {rd} schema requires unique items"));
         }
         // Tuple forms make `items` positional, so they are only accepted unchanged; on the
         // writer alone they are widened away (any item allowed).
@@ -458,6 +446,7 @@ impl Checker {
         w: &Map<String, Value>,
         path: &mut Path,
     ) -> Result<(), Incompatibility> {
+        let (rd, wr) = (self.reader, self.writer);
         let names = |m: &Map<String, Value>, k: &str| -> Vec<String> {
             m.get(k)
                 .and_then(Value::as_array)
@@ -470,10 +459,7 @@ impl Checker {
                 path.push(name.clone());
                 let verdict = self.err(
                     path,
-                    format!(
-                        "the {} schema requires `{name}` but the {} schema does not guarantee it is present",
-                        self.reader, self.writer
-                    ),
+                    format!("the {rd} schema requires `{name}` but the {wr} schema does not guarantee it is present"),
                 );
                 path.pop();
                 return verdict;
@@ -496,8 +482,8 @@ impl Checker {
                 let undeclared = w_props.get(name).is_none_or(|d| d == &Value::Bool(true));
                 if undeclared && is_unconstrained(&w_schema) && e.field == render(path) {
                     e.reason.push_str(&format!(
-                        " (`{name}` is unconstrained in the {} schema: an open object's undeclared properties may hold any value; declare it there or set `additionalProperties: false`)",
-                        self.writer
+                        " (`{name}` is unconstrained in the {wr} schema: an open object's undeclared properties may \
+                         hold any value; declare it there or set `additionalProperties: false`)"
                     ));
                 }
                 e
@@ -517,8 +503,7 @@ impl Checker {
                 self.err(
                     path,
                     format!(
-                        "the {} schema allows property `{name}` but the {} schema forbids additional properties",
-                        self.writer, self.reader
+                        "the {wr} schema allows property `{name}` but the {rd} schema forbids additional properties"
                     ),
                 )
             } else {
@@ -534,70 +519,11 @@ impl Checker {
         };
         path.push("*".into());
         let verdict = if r_additional == &Value::Bool(false) && w_additional != &Value::Bool(false) {
-            self.err(
-                path,
-                format!(
-                    "the {} schema allows additional properties but the {} schema forbids them",
-                    self.writer, self.reader
-                ),
-            )
+            self.err(path, format!("the {wr} schema allows additional properties but the {rd} schema forbids them"))
         } else {
             self.subsumes(r_additional, w_additional, path)
         };
         path.pop();
         verdict
     }
-}
-
-fn render(path: &Path) -> String {
-    let mut out = String::new();
-    for segment in path {
-        if !out.is_empty() && segment != "[]" {
-            out.push('.');
-        }
-        out.push_str(segment);
-    }
-    if out.is_empty() {
-        "(root)".into()
-    } else {
-        out
-    }
-}
-
-fn list(types: &[String]) -> String {
-    types.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
-}
-
-/// The instance types a schema admits; every type when `type` is absent or malformed.
-fn types_of(schema: &Map<String, Value>) -> Vec<String> {
-    let owned = |ts: &[&str]| ts.iter().map(|t| (*t).to_owned()).collect();
-    match schema.get("type") {
-        Some(Value::String(t)) => vec![t.clone()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
-        _ => owned(ALL_TYPES),
-    }
-}
-
-/// The tightest lower (or upper) numeric bound and whether it is exclusive, covering both the
-/// draft 4 boolean `exclusiveMinimum` and the later numeric one.
-fn bound(schema: &Map<String, Value>, lower: bool) -> Option<(f64, bool)> {
-    let (inclusive, exclusive) = if lower { ("minimum", "exclusiveMinimum") } else { ("maximum", "exclusiveMaximum") };
-    let mut best: Option<(f64, bool)> = None;
-    let mut consider = |value: f64, excl: bool| {
-        let stronger = best.is_none_or(|(b, bx)| {
-            let beyond = if lower { value > b } else { value < b };
-            beyond || (value == b && excl && !bx)
-        });
-        if stronger {
-            best = Some((value, excl));
-        }
-    };
-    let legacy_exclusive = schema.get(exclusive) == Some(&Value::Bool(true));
-    if let Some(v) = schema.get(inclusive).and_then(Value::as_f64) {
-        consider(v, legacy_exclusive);
-    }
-    if let Some(v) = schema.get(exclusive).and_then(Value::as_f64) {
-        consider(v, true);
-    }
-    best
 }

@@ -55,7 +55,7 @@ fn check_step(step: &MigrationStep) -> Result<(), String> {
             if from == to {
                 return Err(format!("`{from}` is renamed onto itself"));
             }
-            if from_path[..from_path.len() - 1] != to_path[..to_path.len() - 1] {
+            if from_path.split_last().map(|(_, parent)| parent) != to_path.split_last().map(|(_, parent)| parent) {
                 return Err(format!(
                     "`{from}` and `{to}` are in different objects; a rename may only change the last segment"
                 ));
@@ -175,8 +175,10 @@ pub(crate) fn migrate_schema(old: &Value, m: &Migration) -> Result<Value, Incomp
             // The parent object can never be present, so the step never changes any data.
             continue;
         };
-        let before = Value::Object(node.clone());
+        // Read the field schemas from the stripped node: with a `$ref` (before 2019-09) its
+        // `properties` and `required` siblings were inert and must not be trusted.
         strip_for_edit(node);
+        let before = Value::Object(node.clone());
         let mut properties = take_properties(node);
         match step {
             MigrationStep::Rename { to, .. } => {
@@ -213,8 +215,8 @@ pub(crate) fn migrate_schema(old: &Value, m: &Migration) -> Result<Value, Incomp
 fn edit_node<'v>(schema: &'v mut Value, parents: &[&str]) -> Option<&'v mut Map<String, Value>> {
     let mut node = as_editable(schema)?;
     for segment in parents {
-        let child = property_schema(&Value::Object(node.clone()), segment);
         strip_for_edit(node);
+        let child = property_schema(&Value::Object(node.clone()), segment);
         let mut properties = take_properties(node);
         properties.insert((*segment).to_owned(), child);
         node.insert("properties".into(), Value::Object(properties));

@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use jsonschema::Draft;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use compat::check_compatible;
 pub use migrate::{apply_migration, validate_migration};
@@ -141,8 +141,7 @@ pub fn validate_schema_document(schema: &Value) -> Result<(), SchemaError> {
     let Some(root) = schema.as_object() else {
         return invalid("the root must be an object schema, not a bare boolean or value".into());
     };
-    let draft = jsonschema::Draft::default().detect(schema);
-    if draft == jsonschema::Draft::Unknown {
+    if Draft::default().detect(schema) == Draft::Unknown {
         let uri = root.get("$schema").and_then(Value::as_str).unwrap_or_default();
         return invalid(format!(
             "unsupported `$schema` `{uri}`: only the bundled drafts (4, 6, 7, 2019-09, 2020-12) can be used"
@@ -235,7 +234,9 @@ pub(crate) fn property_schema(schema: &Value, name: &str) -> Value {
     map.get("additionalProperties").cloned().unwrap_or(Value::Bool(true))
 }
 
-/// `true`, or an object with no keyword that constrains anything.
+/// `true`, or an object with no keyword that constrains anything. Unknown keywords count as
+/// constraints here (they merely make the answer more conservative); `contentEncoding` and
+/// friends too, since drafts 6 and 7 assert them.
 pub(crate) fn is_unconstrained(schema: &Value) -> bool {
     const ANNOTATIONS: &[&str] = &[
         "$schema",
@@ -255,8 +256,6 @@ pub(crate) fn is_unconstrained(schema: &Value) -> bool {
         "readOnly",
         "writeOnly",
         "deprecated",
-        "contentEncoding",
-        "contentMediaType",
     ];
     match schema {
         Value::Bool(b) => *b,
@@ -265,6 +264,8 @@ pub(crate) fn is_unconstrained(schema: &Value) -> bool {
     }
 }
 
+/// The draft a stored document is read with. An unknown `$schema` cannot pass registration; the
+/// default is only a fallback so that the checks never fail on it.
 pub(crate) fn draft_of(root: &Value) -> Draft {
     match Draft::default().detect(root) {
         Draft::Unknown => Draft::default(),
@@ -294,6 +295,64 @@ pub(crate) fn refs_local(root: &Value) -> bool {
         ("$id" | "id", Value::String(_)) => depth > 0,
         _ => false,
     })
+}
+
+/// Every JSON type a `type` keyword can name (`integer` is a subset of `number`).
+pub(crate) const ALL_TYPES: &[&str] = &["null", "boolean", "object", "array", "number", "string"];
+
+/// A field path for messages: `address.city`, `tags[]` for array items, `*` for additional
+/// properties, `(root)` for the document itself.
+pub(crate) fn render(path: &[String]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        if !out.is_empty() && segment != "[]" {
+            out.push('.');
+        }
+        out.push_str(segment);
+    }
+    if out.is_empty() {
+        "(root)".into()
+    } else {
+        out
+    }
+}
+
+pub(crate) fn list(types: &[String]) -> String {
+    types.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// The instance types a schema admits; every type when `type` is absent or malformed.
+pub(crate) fn types_of(schema: &Map<String, Value>) -> Vec<String> {
+    let owned = |ts: &[&str]| ts.iter().map(|t| (*t).to_owned()).collect();
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.clone()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+        _ => owned(ALL_TYPES),
+    }
+}
+
+/// The tightest lower (or upper) numeric bound and whether it is exclusive, covering both the
+/// draft 4 boolean `exclusiveMinimum` and the later numeric one.
+pub(crate) fn bound(schema: &Map<String, Value>, lower: bool) -> Option<(f64, bool)> {
+    let (inclusive, exclusive) = if lower { ("minimum", "exclusiveMinimum") } else { ("maximum", "exclusiveMaximum") };
+    let mut best: Option<(f64, bool)> = None;
+    let mut consider = |value: f64, excl: bool| {
+        let stronger = best.is_none_or(|(b, bx)| {
+            let beyond = if lower { value > b } else { value < b };
+            beyond || (value == b && excl && !bx)
+        });
+        if stronger {
+            best = Some((value, excl));
+        }
+    };
+    let legacy_exclusive = schema.get(exclusive) == Some(&Value::Bool(true));
+    if let Some(v) = schema.get(inclusive).and_then(Value::as_f64) {
+        consider(v, legacy_exclusive);
+    }
+    if let Some(v) = schema.get(exclusive).and_then(Value::as_f64) {
+        consider(v, true);
+    }
+    best
 }
 
 #[cfg(test)]
@@ -353,7 +412,7 @@ mod document_tests {
     #[test]
     fn rejects_invalid_json_schema() {
         let msg = rejected(json!({"type": 5}));
-        assert!(msg.contains("type"), "{msg}");
+        assert!(msg.contains("(at `/type`)"), "{msg}");
         rejected(json!({"type": "object", "properties": {"a": {"minimum": "zero"}}}));
     }
 
@@ -382,10 +441,16 @@ mod document_tests {
                 format!("remote reference `{target}` is not allowed: schemas must be self-contained (use `$defs`)")
             );
         }
+        // A property that happens to be called like a data keyword is still a schema.
+        let msg = rejected(json!({"type": "object", "properties": {"enum": {"$ref": "https://x.io/s"}}}));
+        assert!(msg.starts_with("remote reference `https://x.io/s`"), "{msg}");
         // A relative reference against a remote base would be fetched too: refused offline.
-        rejected(
-            json!({"$id": "https://example.com/root.json", "type": "object", "properties": {"a": {"$ref": "other.json"}}}),
-        );
+        let msg = rejected(json!({
+            "$id": "https://example.com/root.json",
+            "type": "object",
+            "properties": {"a": {"$ref": "other.json"}}
+        }));
+        assert!(msg.contains("cannot fetch https://example.com/other.json"), "{msg}");
     }
 
     #[test]

@@ -68,6 +68,18 @@ fn realistic() -> Value {
     })
 }
 
+/// `x` is whatever `#/definitions/X` says: in draft 7 its sibling keywords are ignored.
+fn draft7_ref() -> Value {
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {
+            "x": {"$ref": "#/definitions/X", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+        },
+        "definitions": {"X": {"type": "object", "properties": {"a": {"type": "integer"}}}}
+    })
+}
+
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     let s = || json!({"type": "string"});
@@ -117,6 +129,7 @@ fn cases() -> Vec<Case> {
         case("maximum added", B, obj(json!({"n": num.clone()}), &[]), obj(json!({"n": {"type": "number", "maximum": 10}}), &[]), vec![], Some("n")),
         case("multipleOf added", B, obj(json!({"n": int.clone()}), &[]), obj(json!({"n": {"type": "integer", "multipleOf": 2}}), &[]), vec![], Some("n")),
         case("multipleOf relaxed to a divisor", B, obj(json!({"n": {"type": "integer", "multipleOf": 4}}), &[]), obj(json!({"n": {"type": "integer", "multipleOf": 2}}), &[]), vec![], None),
+        case("multipleOf 0.5 holds for integers", B, obj(json!({"n": int.clone()}), &[]), obj(json!({"n": {"type": "number", "multipleOf": 0.5}}), &[]), vec![], None),
         // strings
         case("minLength tightened", B, obj(json!({"s": {"type": "string", "minLength": 1}}), &[]), obj(json!({"s": {"type": "string", "minLength": 2}}), &[]), vec![], Some("s")),
         case("maxLength relaxed", B, obj(json!({"s": {"type": "string", "maxLength": 5}}), &[]), obj(json!({"s": {"type": "string", "maxLength": 9}}), &[]), vec![], None),
@@ -148,6 +161,7 @@ fn cases() -> Vec<Case> {
         case("allOf added", B, obj(json!({"x": s()}), &[]), obj(json!({"x": {"allOf": [s()]}}), &[]), vec![], Some("x")),
         case("patternProperties on old exempt names from additionalProperties", B, json!({"type": "object", "patternProperties": {"^d": int.clone()}, "additionalProperties": s()}), obj(json!({"d": s()}), &[]), vec![], Some("d")),
         case("... and a migration does not forget that", B, json!({"type": "object", "properties": {"a": s()}, "patternProperties": {"^d": int.clone()}, "additionalProperties": s()}), obj(json!({"a": s(), "d": s()}), &[]), vec![default("a", json!("x"))], Some("d")),
+        case("draft 7: siblings of $ref are inert, a migration must not trust them", B, draft7_ref(), { let mut n = draft7_ref(); n["properties"]["x"] = json!({"properties": {"b": s()}, "required": ["b"]}); n }, vec![rename("x.a", "x.b")], Some("x.b")),
         case("patternProperties added", B, obj(json!({}), &[]), json!({"type": "object", "patternProperties": {"^x": s()}}), vec![], Some("(root)")),
     ]
 }
@@ -206,6 +220,9 @@ impl Rng {
     }
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
+    }
+    fn name(&mut self, names: &[&'static str]) -> &'static str {
+        names[self.below(names.len())]
     }
 }
 
@@ -405,18 +422,18 @@ fn mutate(rng: &mut Rng, old: &Value, depth: usize) -> Value {
     let mut new = old.clone();
     for _ in 0..=rng.below(3) {
         match rng.below(7) {
-            0 => new["properties"][*rng.pick(&["a", "b", "c", "d"])] = random_property(rng, depth),
+            0 => new["properties"][rng.name(&["a", "b", "c", "d"])] = random_property(rng, depth),
             1 => {
-                new["properties"].as_object_mut().map(|p| p.remove(*rng.pick(&["a", "b", "c"])));
+                new["properties"].as_object_mut().map(|p| p.remove(rng.name(&["a", "b", "c"])));
             }
-            2 => new["required"] = json!([rng.pick(&["a", "b", "c", "d"])]),
+            2 => new["required"] = json!([rng.name(&["a", "b", "c", "d"])]),
             3 => new["required"] = json!([]),
             4 => {
                 new.as_object_mut().map(|m| m.remove("additionalProperties"));
             }
             5 => new["additionalProperties"] = json!(false),
             _ => {
-                let name = *rng.pick(&["a", "b", "c"]);
+                let name = rng.name(&["a", "b", "c"]);
                 let sub = new["properties"].get(name).cloned().unwrap_or(Value::Null);
                 if sub.get("properties").is_some() {
                     new["properties"][name] = mutate(rng, &sub, depth + 1);
@@ -429,9 +446,9 @@ fn mutate(rng: &mut Rng, old: &Value, depth: usize) -> Value {
 
 fn random_step(rng: &mut Rng) -> MigrationStep {
     match rng.below(5) {
-        0 => rename(*rng.pick(&["a", "b", "c"]), *rng.pick(&["b", "c", "d"])),
-        1 => default(*rng.pick(&["a", "b", "c", "d"]), rng.pick(&pool()).clone()),
-        2 => drop(*rng.pick(&["a", "b", "c"])),
+        0 => rename(rng.name(&["a", "b", "c"]), rng.name(&["b", "c", "d"])),
+        1 => default(rng.name(&["a", "b", "c", "d"]), rng.pick(&pool()).clone()),
+        2 => drop(rng.name(&["a", "b", "c"])),
         3 => rename("a.b", "a.d"),
         _ => default("a.c", json!("x")),
     }

@@ -1,0 +1,307 @@
+//! Conversions between wire types (`v1`) and domain types (`metamesh-core`), and the one mapping
+//! of error categories to gRPC codes and HTTP statuses.
+//!
+//! Wire → domain conversions validate: a bad value becomes a [`CommandError`] naming the wire
+//! field (`urn`, `properties_json`, `edges[2].kind`, …), never a panic. Empty strings mean
+//! "absent" for optional text fields, as proto3 scalars cannot tell the two apart.
+
+use metamesh_core::command::{edge_owner, SchemaSpec};
+use metamesh_core::schema::{Compatibility, Migration, MigrationStep};
+use metamesh_core::{
+    AsOf, CommandError, Direction, Document, Edge, EdgeKind, EdgeSpec, EntitySpec, EntityUrn, EntityVersion, ErrorCode,
+    Kind, ListFilter, PropertyFilter, PropertyOp, TenantId, TypeName, Urn,
+};
+use prost::Message;
+
+use crate::v1;
+
+/// The gRPC code of an error category.
+pub fn grpc_code(code: ErrorCode) -> tonic::Code {
+    match code {
+        ErrorCode::InvalidArgument => tonic::Code::InvalidArgument,
+        ErrorCode::NotFound => tonic::Code::NotFound,
+        ErrorCode::AlreadyExists => tonic::Code::AlreadyExists,
+        ErrorCode::FailedPrecondition => tonic::Code::FailedPrecondition,
+    }
+}
+
+/// The HTTP status of an error category.
+pub fn http_status(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::InvalidArgument => 400,
+        ErrorCode::NotFound => 404,
+        ErrorCode::AlreadyExists | ErrorCode::FailedPrecondition => 409,
+    }
+}
+
+fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidArgument => "invalid_argument",
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::AlreadyExists => "already_exists",
+        ErrorCode::FailedPrecondition => "failed_precondition",
+    }
+}
+
+/// A refused command as a gRPC status: the code of its category, its message, and an
+/// `ErrorDetails` in the status details naming the field.
+pub fn status(err: &CommandError) -> tonic::Status {
+    let message = err.to_string();
+    let details = v1::ErrorDetails {
+        errors: vec![v1::ErrorDetail {
+            code: code_name(err.code()).to_owned(),
+            field: err.field().unwrap_or_default().to_owned(),
+            message: message.clone(),
+        }],
+    };
+    tonic::Status::with_details(grpc_code(err.code()), message, details.encode_to_vec().into())
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> CommandError {
+    CommandError::invalid(field, reason)
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn tenant(field: &str, s: &str) -> Result<TenantId, CommandError> {
+    TenantId::new(s).map_err(|e| invalid(field, e.to_string()))
+}
+
+fn type_name(field: &str, s: &str) -> Result<Option<TypeName>, CommandError> {
+    opt(s).map(|t| TypeName::new(&t).map_err(|e| invalid(field, e.to_string()))).transpose()
+}
+
+fn kind(field: &str, s: &str) -> Result<Kind, CommandError> {
+    s.parse().map_err(|e: metamesh_core::kind::KindError| invalid(field, e.to_string()))
+}
+
+fn json(field: &str, s: &str) -> Result<serde_json::Value, CommandError> {
+    serde_json::from_str(s).map_err(|e| invalid(field, format!("not valid JSON: {e}")))
+}
+
+/// An unversioned entity URN from a wire field.
+pub fn entity_urn(field: &str, s: &str) -> Result<EntityUrn, CommandError> {
+    let urn = Urn::parse(s)?;
+    if urn.version.is_some() {
+        return Err(invalid(field, format!("`{s}`: a version is not allowed here")));
+    }
+    Ok(urn.entity)
+}
+
+pub fn entity_spec(r: &v1::PutEntityRequest) -> Result<EntitySpec, CommandError> {
+    let mut spec = EntitySpec::new(entity_urn("urn", &r.urn)?);
+    spec.type_name = type_name("type_name", &r.type_name)?;
+    spec.schema_version = r.schema_version;
+    if !r.properties_json.is_empty() {
+        spec.properties = json("properties_json", &r.properties_json)?;
+    }
+    spec.tags = r.tags.iter().cloned().collect();
+    spec.owner = opt(&r.owner);
+    spec.status = opt(&r.status);
+    spec.description = opt(&r.description);
+    spec.expect_version = r.expect_version;
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn versioned(urn: &str, version: Option<u64>, field: &str) -> Result<Urn, CommandError> {
+    let mut u = Urn::parse(urn)?;
+    match (u.version, version) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(invalid(field, format!("`{urn}` names version {a} but the version field says {b}")))
+        }
+        (None, Some(0)) | (Some(0), _) => return Err(invalid(field, "versions start at 1")),
+        (None, Some(v)) => u.version = Some(v),
+        _ => {}
+    }
+    Ok(u)
+}
+
+pub fn edge_spec(e: &v1::EdgeSpec) -> Result<EdgeSpec, CommandError> {
+    let kind: EdgeKind = e.kind.parse()?;
+    let spec = EdgeSpec {
+        from: versioned(&e.from_urn, e.from_version, "from_version")?,
+        to: versioned(&e.to_urn, e.to_version, "to_version")?,
+        kind,
+        from_column: opt(&e.from_column),
+        to_column: opt(&e.to_column),
+        transformation: opt(&e.transformation),
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+pub fn as_of(a: Option<&v1::AsOf>) -> Option<AsOf> {
+    match a.and_then(|a| a.point.as_ref()) {
+        Some(v1::as_of::Point::Revision(r)) => Some(AsOf::Revision(*r)),
+        Some(v1::as_of::Point::TimeMs(t)) => Some(AsOf::TimeMs(*t)),
+        None => None,
+    }
+}
+
+/// Unspecified means both directions.
+pub fn direction(d: i32) -> Result<Direction, CommandError> {
+    match v1::Direction::try_from(d) {
+        Ok(v1::Direction::Upstream) => Ok(Direction::Upstream),
+        Ok(v1::Direction::Downstream) => Ok(Direction::Downstream),
+        Ok(v1::Direction::Both | v1::Direction::Unspecified) => Ok(Direction::Both),
+        Err(_) => Err(invalid("direction", format!("unknown direction {d}"))),
+    }
+}
+
+pub fn list_filter(r: &v1::ListEntitiesRequest) -> Result<ListFilter, CommandError> {
+    let mut properties = Vec::with_capacity(r.property_filters.len());
+    for (i, p) in r.property_filters.iter().enumerate() {
+        let field = format!("property_filters[{i}]");
+        let op = match v1::property_filter::Op::try_from(p.op) {
+            Ok(v1::property_filter::Op::Eq) => PropertyOp::Eq,
+            Ok(v1::property_filter::Op::Ne) => PropertyOp::Ne,
+            Ok(v1::property_filter::Op::Lt) => PropertyOp::Lt,
+            Ok(v1::property_filter::Op::Le) => PropertyOp::Le,
+            Ok(v1::property_filter::Op::Gt) => PropertyOp::Gt,
+            Ok(v1::property_filter::Op::Ge) => PropertyOp::Ge,
+            _ => return Err(invalid(&format!("{field}.op"), "must be one of EQ, NE, LT, LE, GT, GE")),
+        };
+        let filter =
+            PropertyFilter { path: p.path.clone(), op, value: json(&format!("{field}.value_json"), &p.value_json)? };
+        filter.json_path()?;
+        properties.push(filter);
+    }
+    Ok(ListFilter {
+        tenant: opt(&r.tenant).map(|t| tenant("tenant", &t)).transpose()?,
+        kind: opt(&r.kind).map(|k| kind("kind", &k)).transpose()?,
+        type_name: type_name("type_name", &r.type_name)?,
+        tags: r.tags.clone(),
+        owner: opt(&r.owner),
+        status: opt(&r.status),
+        properties,
+        include_deleted: r.include_deleted,
+    })
+}
+
+pub fn compatibility(c: i32) -> Result<Option<Compatibility>, CommandError> {
+    match v1::Compatibility::try_from(c) {
+        Ok(v1::Compatibility::Unspecified) => Ok(None),
+        Ok(v1::Compatibility::Backward) => Ok(Some(Compatibility::Backward)),
+        Ok(v1::Compatibility::Forward) => Ok(Some(Compatibility::Forward)),
+        Ok(v1::Compatibility::Full) => Ok(Some(Compatibility::Full)),
+        Ok(v1::Compatibility::None) => Ok(Some(Compatibility::None)),
+        Err(_) => Err(invalid("compatibility", format!("unknown compatibility {c}"))),
+    }
+}
+
+pub fn compatibility_to_wire(c: Compatibility) -> v1::Compatibility {
+    match c {
+        Compatibility::Backward => v1::Compatibility::Backward,
+        Compatibility::Forward => v1::Compatibility::Forward,
+        Compatibility::Full => v1::Compatibility::Full,
+        Compatibility::None => v1::Compatibility::None,
+    }
+}
+
+pub fn migration(m: Option<&v1::Migration>) -> Result<Migration, CommandError> {
+    let mut steps = Vec::new();
+    for (i, s) in m.map(|m| m.steps.as_slice()).unwrap_or_default().iter().enumerate() {
+        let field = format!("migration.steps[{i}]");
+        steps.push(match &s.step {
+            Some(v1::migration_step::Step::Rename(r)) => {
+                MigrationStep::Rename { from: r.from.clone(), to: r.to.clone() }
+            }
+            Some(v1::migration_step::Step::SetDefault(d)) => MigrationStep::Default {
+                field: d.field.clone(),
+                value: json(&format!("{field}.value_json"), &d.value_json)?,
+            },
+            Some(v1::migration_step::Step::Drop(d)) => MigrationStep::Drop { field: d.field.clone() },
+            None => return Err(invalid(&field, "empty step")),
+        });
+    }
+    Ok(Migration { steps })
+}
+
+pub fn migration_to_wire(m: &Migration) -> v1::Migration {
+    use v1::migration_step::{Drop, Rename, SetDefault, Step};
+    v1::Migration {
+        steps: m
+            .steps
+            .iter()
+            .map(|s| v1::MigrationStep {
+                step: Some(match s {
+                    MigrationStep::Rename { from, to } => Step::Rename(Rename { from: from.clone(), to: to.clone() }),
+                    MigrationStep::Default { field, value } => {
+                        Step::SetDefault(SetDefault { field: field.clone(), value_json: value.to_string() })
+                    }
+                    MigrationStep::Drop { field } => Step::Drop(Drop { field: field.clone() }),
+                }),
+            })
+            .collect(),
+    }
+}
+
+pub fn schema_spec(r: &v1::RegisterSchemaRequest) -> Result<SchemaSpec, CommandError> {
+    let spec = SchemaSpec {
+        tenant: tenant("tenant", &r.tenant)?,
+        type_name: type_name("type_name", &r.type_name)?.ok_or_else(|| invalid("type_name", "must not be empty"))?,
+        base_kind: kind("base_kind", &r.base_kind)?,
+        schema: json("schema_json", &r.schema_json)?,
+        compatibility: compatibility(r.compatibility)?,
+        migration: migration(r.migration.as_ref())?,
+    };
+    metamesh_core::Command::RegisterSchema(spec.clone()).validate()?;
+    Ok(spec)
+}
+
+pub fn entity_to_wire(e: &EntityVersion) -> v1::Entity {
+    v1::Entity {
+        urn: e.urn.to_string(),
+        tenant: e.urn.tenant().to_string(),
+        kind: e.urn.kind().to_string(),
+        name: e.urn.name().to_owned(),
+        version: e.version,
+        type_name: e.type_name.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+        schema_version: e.schema_version.unwrap_or(0),
+        properties_json: e.properties.to_string(),
+        tags: e.tags.clone(),
+        owner: e.owner.clone().unwrap_or_default(),
+        status: e.status.clone().unwrap_or_default(),
+        description: e.description.clone().unwrap_or_default(),
+        created_at_ms: e.created_at_ms,
+        created_by: e.created_by.clone(),
+        revision: e.revision,
+        deleted: e.deleted,
+        updated_at_ms: e.updated_at_ms,
+        updated_by: e.updated_by.clone(),
+    }
+}
+
+pub fn edge_to_wire(e: &Edge) -> v1::Edge {
+    let spec = EdgeSpec::new(e.from.clone(), e.kind, e.to.clone());
+    v1::Edge {
+        from_urn: e.from.entity.to_string(),
+        from_version: e.from.version,
+        to_urn: e.to.entity.to_string(),
+        to_version: e.to.version,
+        kind: e.kind.to_string(),
+        from_column: e.from_column.clone().unwrap_or_default(),
+        to_column: e.to_column.clone().unwrap_or_default(),
+        transformation: e.transformation.clone().unwrap_or_default(),
+        revision: e.revision,
+        created_at_ms: e.created_at_ms,
+        created_by: e.created_by.clone(),
+        tenant: edge_owner(&spec).to_string(),
+    }
+}
+
+pub fn document_to_wire(d: &Document) -> v1::Document {
+    v1::Document {
+        entity_urn: d.urn.to_string(),
+        title: d.title.clone(),
+        version: d.version,
+        body_markdown: d.body.clone(),
+        created_at_ms: d.created_at_ms,
+        created_by: d.created_by.clone(),
+        revision: d.revision,
+        deleted: d.deleted,
+    }
+}
