@@ -106,7 +106,7 @@ impl Command {
                     if matches!(c, Command::Batch { .. }) {
                         return Err(CommandError::invalid(format!("commands[{i}]"), "batches do not nest"));
                     }
-                    c.validate().map_err(|e| prefix(i, e))?;
+                    c.validate().map_err(|e| e.in_batch(i))?;
                 }
                 Ok(())
             }
@@ -144,19 +144,6 @@ pub fn edge_owner(e: &EdgeSpec) -> &TenantId {
         e.from.entity.tenant()
     } else {
         e.to.entity.tenant()
-    }
-}
-
-/// Names which batch element failed, keeping the error's type.
-fn prefix(i: usize, e: CommandError) -> CommandError {
-    match e {
-        CommandError::InvalidField { field, reason } => {
-            CommandError::InvalidField { field: format!("commands[{i}].{field}"), reason }
-        }
-        CommandError::TooLarge { field, limit, actual } => {
-            CommandError::TooLarge { field: format!("commands[{i}].{field}"), limit, actual }
-        }
-        other => other,
     }
 }
 

@@ -59,12 +59,16 @@ pub enum CommandError {
     NotFound(String),
     #[error("`{0}` is deleted")]
     Deleted(String),
+    /// An element of a batch failed; the whole batch wrote nothing.
+    #[error("commands[{index}]: {source}")]
+    InBatch { index: usize, source: Box<CommandError> },
 }
 
 impl CommandError {
     pub fn code(&self) -> ErrorCode {
         use CommandError::*;
         match self {
+            InBatch { source, .. } => source.code(),
             InvalidUrn(_)
             | InvalidField { .. }
             | TooLarge { .. }
@@ -91,7 +95,23 @@ impl CommandError {
             UnknownType { .. } | KindMismatch { .. } => Some("type_name"),
             UnknownSchemaVersion { .. } => Some("schema_version"),
             VersionConflict { .. } => Some("expect_version"),
+            InBatch { source, .. } => source.field(),
             _ => None,
+        }
+    }
+
+    /// Names batch element `index` as the culprit: field errors get the element's path as a
+    /// prefix (`commands[3].tags`), other errors are wrapped in [`CommandError::InBatch`].
+    pub fn in_batch(self, index: usize) -> CommandError {
+        match self {
+            CommandError::InvalidField { field, reason } => {
+                CommandError::InvalidField { field: format!("commands[{index}].{field}"), reason }
+            }
+            CommandError::TooLarge { field, limit, actual } => {
+                CommandError::TooLarge { field: format!("commands[{index}].{field}"), limit, actual }
+            }
+            e @ CommandError::InBatch { .. } => e,
+            other => CommandError::InBatch { index, source: Box::new(other) },
         }
     }
 

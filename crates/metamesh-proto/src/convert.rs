@@ -305,3 +305,18 @@ pub fn document_to_wire(d: &Document) -> v1::Document {
         deleted: d.deleted,
     }
 }
+
+pub fn schema_version_to_wire(s: &metamesh_core::schema::SchemaVersion) -> v1::SchemaVersion {
+    v1::SchemaVersion {
+        tenant: s.tenant.to_string(),
+        type_name: s.type_name.to_string(),
+        version: s.version,
+        base_kind: s.base_kind.to_string(),
+        schema_json: s.schema.to_string(),
+        compatibility: compatibility_to_wire(s.compatibility) as i32,
+        migration: Some(migration_to_wire(&s.migration)),
+        created_at_ms: s.created_at_ms,
+        created_by: s.created_by.clone(),
+        revision: s.revision,
+    }
+}

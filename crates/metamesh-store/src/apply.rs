@@ -150,7 +150,7 @@ async fn execute(ctx: &Ctx<'_>, conn: &mut SqliteConnection, command: &Command) 
                 }
                 if !chunk.is_empty() {
                     let offset = i - chunk.len();
-                    let done = entities::put(ctx, conn, &chunk).await.map_err(|e| at_index(offset, e))?;
+                    let done = entities::put(ctx, conn, &chunk, Some(offset)).await?;
                     outcomes.extend(done);
                     continue;
                 }
@@ -162,7 +162,7 @@ async fn execute(ctx: &Ctx<'_>, conn: &mut SqliteConnection, command: &Command) 
         }
         Command::CreateTenant { tenant } => create_tenant(ctx, conn, tenant).await,
         Command::RegisterSchema(spec) => register_schema(ctx, conn, spec).await,
-        Command::PutEntity(spec) => Ok(entities::put(ctx, conn, &[spec]).await?.remove(0)),
+        Command::PutEntity(spec) => Ok(entities::put(ctx, conn, &[spec], None).await?.remove(0)),
         Command::DeleteEntity { urn, expect_version } => entities::delete(ctx, conn, urn, *expect_version).await,
         Command::PutDocument { urn, title, body } => put_document(ctx, conn, urn, title, Some(body)).await,
         Command::DeleteDocument { urn, title } => put_document(ctx, conn, urn, title, None).await,
@@ -171,13 +171,10 @@ async fn execute(ctx: &Ctx<'_>, conn: &mut SqliteConnection, command: &Command) 
     }
 }
 
-/// For batch element `i`: the failing element is named in field errors; other typed errors
-/// already name their URN or type.
-fn at_index(i: usize, f: Fail) -> Fail {
+/// Names batch element `i` in a refusal.
+pub(crate) fn at_index(i: usize, f: Fail) -> Fail {
     match f {
-        Fail::Command(CommandError::InvalidField { field, reason }) => {
-            Fail::Command(CommandError::InvalidField { field: format!("commands[{i}].{field}"), reason })
-        }
+        Fail::Command(e) => Fail::Command(e.in_batch(i)),
         other => other,
     }
 }
@@ -211,10 +208,12 @@ pub(crate) async fn require_tenant(conn: &mut SqliteConnection, tenant: &TenantI
 
 async fn register_schema(ctx: &Ctx<'_>, conn: &mut SqliteConnection, spec: &SchemaSpec) -> Res<Outcome> {
     require_tenant(conn, &spec.tenant).await?;
-    let version = schemas::register(ctx, conn, spec).await?;
-    let urn = format!("mm://{}/type/{}", spec.tenant, spec.type_name);
-    record_change(ctx, conn, spec.tenant.as_str(), &urn, "schema").await?;
-    Ok(Outcome::Schema { tenant: spec.tenant.clone(), type_name: spec.type_name.clone(), version })
+    let plan = schemas::register(ctx, conn, spec).await?;
+    if plan.creates {
+        let urn = format!("mm://{}/type/{}", spec.tenant, spec.type_name);
+        record_change(ctx, conn, spec.tenant.as_str(), &urn, "schema").await?;
+    }
+    Ok(Outcome::Schema { tenant: spec.tenant.clone(), type_name: spec.type_name.clone(), version: plan.version })
 }
 
 async fn put_document(

@@ -13,23 +13,39 @@ use serde_json::json;
 use sqlx::SqliteConnection;
 
 use crate::apply::{record_change, Ctx, Res};
-use crate::schemas::{self, check_properties, SchemaVersion};
+use crate::schemas::{self, check_properties};
 use crate::search;
+use metamesh_core::schema::SchemaVersion;
+
+/// The current state of one URN of a put: (index, node id, current version, deleted).
+type Current = (i64, Option<i64>, Option<i64>, Option<i64>);
+/// Schemas resolved during one put, by (tenant, type, requested version).
+type Resolved = HashMap<(TenantId, TypeName, Option<u32>), (SchemaVersion, Arc<jsonschema::Validator>)>;
 
 /// Writes a new version of each entity. The URNs must be distinct.
-pub(crate) async fn put(ctx: &Ctx<'_>, conn: &mut SqliteConnection, specs: &[&EntitySpec]) -> Res<Vec<Outcome>> {
+/// `batch_offset` is the index of `specs[0]` in the enclosing batch, if any, so that a refusal
+/// names the failing element.
+pub(crate) async fn put(
+    ctx: &Ctx<'_>,
+    conn: &mut SqliteConnection,
+    specs: &[&EntitySpec],
+    batch_offset: Option<usize>,
+) -> Res<Vec<Outcome>> {
+    let tag = |i: usize, f: crate::apply::Fail| match batch_offset {
+        Some(offset) => crate::apply::at_index(offset + i, f),
+        None => f,
+    };
     let tenants: HashSet<String> =
         sqlx::query_scalar("SELECT name FROM tenants").fetch_all(&mut *conn).await?.into_iter().collect();
-    for s in specs {
+    for (i, s) in specs.iter().enumerate() {
         if !tenants.contains(s.urn.tenant().as_str()) {
-            return Err(CommandError::UnknownTenant(s.urn.tenant().clone()).into());
+            return Err(tag(i, CommandError::UnknownTenant(s.urn.tenant().clone()).into()));
         }
     }
 
     let urns: Vec<String> = specs.iter().map(|s| s.urn.to_string()).collect();
     let urns_json = serde_json::to_string(&urns).expect("strings serialize");
-    // (index, node id, entity exists, current version, deleted)
-    let current: Vec<(i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let current: Vec<Current> = sqlx::query_as(
         "SELECT j.key, n.id, v.version, v.deleted
          FROM json_each(?) j
          LEFT JOIN nodes n ON n.urn = j.value
@@ -40,47 +56,11 @@ pub(crate) async fn put(ctx: &Ctx<'_>, conn: &mut SqliteConnection, specs: &[&En
     .fetch_all(&mut *conn)
     .await?;
 
-    let mut resolved: HashMap<(TenantId, TypeName, Option<u32>), (SchemaVersion, Arc<jsonschema::Validator>)> =
-        HashMap::new();
+    let mut resolved: Resolved = HashMap::new();
     let mut new_versions = Vec::with_capacity(specs.len());
-    for (spec, (_, _, version, _)) in specs.iter().zip(&current) {
-        let actual = version.unwrap_or(0) as u64;
-        if let Some(expected) = spec.expect_version {
-            if expected != actual {
-                return Err(CommandError::VersionConflict { urn: spec.urn.to_string(), expected, actual }.into());
-            }
-        }
-        let schema_version = match &spec.type_name {
-            None => None,
-            Some(t) => {
-                let key = (spec.urn.tenant().clone(), t.clone(), spec.schema_version);
-                if !resolved.contains_key(&key) {
-                    let s = schemas::load(&mut *conn, spec.urn.tenant(), t, spec.schema_version, None)
-                        .await?
-                        .ok_or_else(|| match spec.schema_version {
-                            Some(version) => CommandError::UnknownSchemaVersion { type_name: t.clone(), version },
-                            None => {
-                                CommandError::UnknownType { tenant: spec.urn.tenant().clone(), type_name: t.clone() }
-                            }
-                        })?;
-                    // An unknown type with a version given is still an unknown type.
-                    let v = ctx.store.validator(&s)?;
-                    resolved.insert(key.clone(), (s, v));
-                }
-                let (s, v) = &resolved[&key];
-                if s.base_kind != spec.urn.kind() {
-                    return Err(CommandError::KindMismatch {
-                        type_name: t.clone(),
-                        expected: s.base_kind,
-                        actual: spec.urn.kind(),
-                    }
-                    .into());
-                }
-                check_properties(v, s, &spec.properties)?;
-                Some(s.version)
-            }
-        };
-        new_versions.push((actual + 1, schema_version));
+    for (i, (spec, cur)) in specs.iter().zip(&current).enumerate() {
+        let checked = check_spec(ctx, conn, spec, cur.2, &mut resolved).await.map_err(|f| tag(i, f))?;
+        new_versions.push(checked);
     }
 
     // Intern new URNs and create entity headers for first versions.
@@ -181,6 +161,62 @@ pub(crate) async fn put(ctx: &Ctx<'_>, conn: &mut SqliteConnection, specs: &[&En
         .execute(&mut *conn)
         .await?;
     Ok(outcomes)
+}
+
+/// Checks one spec against the current state; returns its new version and schema version.
+async fn check_spec(
+    ctx: &Ctx<'_>,
+    conn: &mut SqliteConnection,
+    spec: &EntitySpec,
+    current_version: Option<i64>,
+    resolved: &mut Resolved,
+) -> Res<(u64, Option<u32>)> {
+    let actual = current_version.unwrap_or(0) as u64;
+    if let Some(expected) = spec.expect_version {
+        if expected != actual {
+            return Err(CommandError::VersionConflict { urn: spec.urn.to_string(), expected, actual }.into());
+        }
+    }
+    let schema_version = match &spec.type_name {
+        None => None,
+        Some(t) => {
+            let key = (spec.urn.tenant().clone(), t.clone(), spec.schema_version);
+            if !resolved.contains_key(&key) {
+                let found = schemas::load(&mut *conn, spec.urn.tenant(), t, spec.schema_version, None).await?;
+                let s = match (found, spec.schema_version) {
+                    (Some(s), _) => s,
+                    // A type with versions, but not this one; an unknown type stays an unknown
+                    // type whatever version was asked for.
+                    (None, Some(version))
+                        if schemas::load(&mut *conn, spec.urn.tenant(), t, None, None).await?.is_some() =>
+                    {
+                        return Err(CommandError::UnknownSchemaVersion { type_name: t.clone(), version }.into())
+                    }
+                    (None, _) => {
+                        return Err(CommandError::UnknownType {
+                            tenant: spec.urn.tenant().clone(),
+                            type_name: t.clone(),
+                        }
+                        .into())
+                    }
+                };
+                let v = ctx.store.validator(&s)?;
+                resolved.insert(key.clone(), (s, v));
+            }
+            let (s, v) = &resolved[&key];
+            if s.base_kind != spec.urn.kind() {
+                return Err(CommandError::KindMismatch {
+                    type_name: t.clone(),
+                    expected: s.base_kind,
+                    actual: spec.urn.kind(),
+                }
+                .into());
+            }
+            check_properties(v, s, &spec.properties)?;
+            Some(s.version)
+        }
+    };
+    Ok((actual + 1, schema_version))
 }
 
 /// Writes a tombstone version: a copy of the current version marked deleted.

@@ -36,8 +36,8 @@ use sqlx::ConnectOptions;
 
 pub use apply::Applied;
 pub use lineage::{ExpandRequest, Expansion};
+pub use metamesh_core::schema::SchemaVersion;
 pub use read::{Page, SearchHit};
-pub use schemas::SchemaVersion;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -182,10 +182,12 @@ impl Store {
                 let c = decode_cursor(t)?;
                 (c.after, c.rev)
             }
-            None => match self.resolve_as_of(as_of).await? {
-                Some(r) => (0, r),
-                None => (0, self.applied_revision().await?),
-            },
+            // Pin the snapshot to a revision that has happened: a cursor pinned to a future
+            // revision would let later writes into later pages.
+            None => {
+                let applied = self.applied_revision().await?;
+                (0, self.resolve_as_of(as_of).await?.map_or(applied, |r| r.min(applied)))
+            }
         };
         let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {ENTITY_COLUMNS} FROM {ENTITY_FROM} WHERE "));
         q.push(live("v", Some(rev)));

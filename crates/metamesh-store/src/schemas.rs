@@ -4,28 +4,12 @@
 use std::sync::Arc;
 
 use metamesh_core::command::SchemaSpec;
-use metamesh_core::schema::{self, Compatibility, Migration};
-use metamesh_core::{CommandError, Kind, TenantId, TypeName};
-use serde::{Deserialize, Serialize};
+use metamesh_core::schema::{self, Compatibility, SchemaVersion};
+use metamesh_core::{CommandError, TenantId, TypeName};
 use sqlx::{Sqlite, SqliteConnection};
 
 use crate::apply::{Ctx, Res};
 use crate::{Store, StoreError};
-
-/// One registered schema version.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SchemaVersion {
-    pub tenant: TenantId,
-    pub type_name: TypeName,
-    pub version: u32,
-    pub base_kind: Kind,
-    pub compatibility: Compatibility,
-    pub schema: serde_json::Value,
-    pub migration: Migration,
-    pub revision: u64,
-    pub created_at_ms: i64,
-    pub created_by: String,
-}
 
 type Row = (String, String, i64, String, String, String, String, i64, i64, String);
 
@@ -87,45 +71,53 @@ where
     rows.into_iter().map(decode).collect()
 }
 
+/// What registering a spec would do: the version it gets, the mode it is checked under, and
+/// whether it creates that version (false when it equals the latest version).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub version: u32,
+    pub mode: Compatibility,
+    pub creates: bool,
+}
+
+/// The one decision behind both `register` and the `check_schema` dry run.
+fn plan(latest: Option<&SchemaVersion>, spec: &SchemaSpec) -> Result<Plan, CommandError> {
+    let Some(prev) = latest else {
+        if !spec.migration.steps.is_empty() {
+            return Err(CommandError::invalid("migration", "the first version of a type has nothing to migrate from"));
+        }
+        return Ok(Plan { version: 1, mode: spec.compatibility.unwrap_or_default(), creates: true });
+    };
+    if prev.base_kind != spec.base_kind {
+        return Err(CommandError::KindMismatch {
+            type_name: spec.type_name.clone(),
+            expected: prev.base_kind,
+            actual: spec.base_kind,
+        });
+    }
+    let mode = spec.compatibility.unwrap_or(prev.compatibility);
+    if prev.schema == spec.schema && spec.migration.steps.is_empty() && mode == prev.compatibility {
+        return Ok(Plan { version: prev.version, mode, creates: false });
+    }
+    schema::check_compatible(mode, &prev.schema, &spec.schema, &spec.migration)
+        .map_err(|source| CommandError::IncompatibleSchema { type_name: spec.type_name.clone(), source })?;
+    Ok(Plan { version: prev.version + 1, mode, creates: true })
+}
+
 /// Registers `spec` as the next version, after checking it against the latest one.
 /// Registering a schema equal to the latest (with no migration) returns the latest version.
-pub(crate) async fn register(ctx: &Ctx<'_>, conn: &mut SqliteConnection, spec: &SchemaSpec) -> Res<u32> {
+pub(crate) async fn register(ctx: &Ctx<'_>, conn: &mut SqliteConnection, spec: &SchemaSpec) -> Res<Plan> {
     let latest = load(&mut *conn, &spec.tenant, &spec.type_name, None, None).await?;
-    let (version, mode) = match &latest {
-        None => {
-            if !spec.migration.steps.is_empty() {
-                return Err(CommandError::invalid(
-                    "migration",
-                    "the first version of a type has nothing to migrate from",
-                )
-                .into());
-            }
-            (1, spec.compatibility.unwrap_or_default())
-        }
-        Some(prev) => {
-            if prev.base_kind != spec.base_kind {
-                return Err(CommandError::KindMismatch {
-                    type_name: spec.type_name.clone(),
-                    expected: prev.base_kind,
-                    actual: spec.base_kind,
-                }
-                .into());
-            }
-            let mode = spec.compatibility.unwrap_or(prev.compatibility);
-            if prev.schema == spec.schema && spec.migration.steps.is_empty() && mode == prev.compatibility {
-                return Ok(prev.version);
-            }
-            schema::check_compatible(mode, &prev.schema, &spec.schema, &spec.migration)
-                .map_err(|source| CommandError::IncompatibleSchema { type_name: spec.type_name.clone(), source })?;
-            (prev.version + 1, mode)
-        }
-    };
+    let plan = plan(latest.as_ref(), spec)?;
+    if !plan.creates {
+        return Ok(plan);
+    }
     sqlx::query(&format!("INSERT INTO schemas ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
         .bind(spec.tenant.as_str())
         .bind(spec.type_name.as_str())
-        .bind(i64::from(version))
+        .bind(i64::from(plan.version))
         .bind(spec.base_kind.as_str())
-        .bind(mode.as_str())
+        .bind(plan.mode.as_str())
         .bind(spec.schema.to_string())
         .bind(serde_json::to_string(&spec.migration).expect("migrations serialize"))
         .bind(ctx.rev)
@@ -133,7 +125,7 @@ pub(crate) async fn register(ctx: &Ctx<'_>, conn: &mut SqliteConnection, spec: &
         .bind(ctx.by)
         .execute(&mut *conn)
         .await?;
-    Ok(version)
+    Ok(plan)
 }
 
 impl Store {
@@ -173,27 +165,15 @@ impl Store {
         list(&self.readers, tenant, type_name).await
     }
 
-    /// Dry run of a registration: the version it would get, or why it would be refused.
+    /// Dry run of a registration: the version it would get (the latest one if it is identical
+    /// to it), or why it would be refused. Writes nothing.
     pub async fn check_schema(&self, spec: &SchemaSpec) -> Result<u32, StoreError> {
         metamesh_core::Command::RegisterSchema(spec.clone()).validate()?;
-        let latest = load(&self.readers, &spec.tenant, &spec.type_name, None, None).await?;
-        match latest {
-            None => Ok(1),
-            Some(prev) => {
-                if prev.base_kind != spec.base_kind {
-                    return Err(CommandError::KindMismatch {
-                        type_name: spec.type_name.clone(),
-                        expected: prev.base_kind,
-                        actual: spec.base_kind,
-                    }
-                    .into());
-                }
-                let mode = spec.compatibility.unwrap_or(prev.compatibility);
-                schema::check_compatible(mode, &prev.schema, &spec.schema, &spec.migration)
-                    .map_err(|source| CommandError::IncompatibleSchema { type_name: spec.type_name.clone(), source })?;
-                Ok(prev.version + 1)
-            }
+        if !self.tenants().await?.contains(&spec.tenant) {
+            return Err(CommandError::UnknownTenant(spec.tenant.clone()).into());
         }
+        let latest = load(&self.readers, &spec.tenant, &spec.type_name, None, None).await?;
+        Ok(plan(latest.as_ref(), spec)?.version)
     }
 }
 

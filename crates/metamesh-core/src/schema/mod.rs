@@ -23,8 +23,26 @@ use jsonschema::Draft;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::kind::{Kind, TypeName};
+use crate::tenant::TenantId;
+
 pub use compat::check_compatible;
 pub use migrate::{apply_migration, validate_migration};
+
+/// One registered schema version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SchemaVersion {
+    pub tenant: TenantId,
+    pub type_name: TypeName,
+    pub version: u32,
+    pub base_kind: Kind,
+    pub compatibility: Compatibility,
+    pub schema: serde_json::Value,
+    pub migration: Migration,
+    pub revision: u64,
+    pub created_at_ms: i64,
+    pub created_by: String,
+}
 
 /// How a new schema version must relate to the previous one.
 ///

@@ -111,6 +111,14 @@ impl TestStore {
         self.store = Some(store);
     }
 
+    /// Closes the store, keeping its directory (and file).
+    pub async fn close_keep_dir(mut self) -> TempDir {
+        if let Some(s) = self.store.take() {
+            s.close().await;
+        }
+        self.dir
+    }
+
     pub async fn close(mut self) {
         if let Some(s) = self.store.take() {
             s.close().await;
