@@ -1,7 +1,8 @@
 //! Store benchmarks: prints figures, asserts nothing about speed.
 //!
 //! `cargo bench -p metamesh-store --bench store` — scale with `METAMESH_BENCH_NODES`
-//! (default 100000 graph nodes); `METAMESH_BENCH_SMOKE=1` runs a small version in seconds.
+//! (default 100000 graph nodes); `METAMESH_BENCH_SMOKE=1` runs a small version in seconds;
+//! `METAMESH_BENCH_ONLY=single,batch,frontier` picks parts.
 //!
 //! - single: one `PutEntity` per revision (one transaction, one fsync each);
 //! - batch: `Batch` commands of 1,000 `PutEntity` each;
@@ -64,9 +65,11 @@ async fn main() {
     let nodes = if smoke { 10_000 } else { env_usize("METAMESH_BENCH_NODES", 100_000) };
     let singles = if smoke { 300 } else { 3_000 };
     let batches = if smoke { 5 } else { 50 };
+    let only = std::env::var("METAMESH_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     println!("metamesh-store bench (nodes={nodes}, smoke={smoke})");
 
-    for full in [true, false] {
+    for full in [true, false].into_iter().filter(|_| run("single")) {
         let mut b = Bench::new(full).await;
         let mut lat = Vec::with_capacity(singles);
         let t = Instant::now();
@@ -87,10 +90,13 @@ async fn main() {
     }
 
     let mut b = Bench::new(true).await;
+    let prepared: Vec<Command> = (0..batches)
+        .filter(|_| run("batch"))
+        .map(|n| Command::Batch { commands: (0..1000).map(|i| entity(Kind::Model, n * 1000 + i)).collect() })
+        .collect();
     let t = Instant::now();
-    for n in 0..batches {
-        let commands = (0..1000).map(|i| entity(Kind::Model, n * 1000 + i)).collect();
-        b.apply(Command::Batch { commands }).await;
+    for batch in prepared {
+        b.apply(batch).await;
     }
     let el = t.elapsed();
     println!(
@@ -99,6 +105,9 @@ async fn main() {
         el.as_secs_f64() * 1e3 / batches as f64
     );
 
+    if !run("frontier") {
+        return;
+    }
     // The lineage graph: half datasets, half runs; run i reads datasets i and i+1 (fan-in 2)
     // and writes dataset i+2.
     let mut g = Bench::new(false).await;

@@ -102,12 +102,15 @@ CREATE TABLE documents (
 ) STRICT, WITHOUT ROWID;
 
 -- Lineage, stored upstream (src) -> downstream (dst). Column names are '' for entity edges so
--- that they take part in the identity index.
+-- that they take part in the identity index. The ends' URNs are repeated beside their node ids:
+-- the frontier query then reads each edge with one row lookup instead of three.
 CREATE TABLE edges (
     id             INTEGER PRIMARY KEY,
     src            INTEGER NOT NULL REFERENCES nodes(id),
+    src_urn        TEXT NOT NULL,
     src_version    INTEGER,
     dst            INTEGER NOT NULL REFERENCES nodes(id),
+    dst_urn        TEXT NOT NULL,
     dst_version    INTEGER,
     kind           TEXT NOT NULL,
     src_column     TEXT NOT NULL,

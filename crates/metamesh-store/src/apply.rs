@@ -54,6 +54,24 @@ pub(crate) struct Ctx<'a> {
     pub rev: i64,
     pub at_ms: i64,
     pub by: &'a str,
+    /// The tenants this shard owns, read once per apply (every command checks them; a
+    /// statement costs a thread round trip). A refused apply drops the context with its
+    /// transaction, so a tenant created by a refused batch does not linger here.
+    pub tenants: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Ctx<'_> {
+    pub fn owns(&self, tenant: &TenantId) -> bool {
+        self.tenants.lock().expect("tenant cache poisoned").contains(tenant.as_str())
+    }
+
+    pub fn require_tenant(&self, tenant: &TenantId) -> Res<()> {
+        if self.owns(tenant) {
+            Ok(())
+        } else {
+            Err(CommandError::UnknownTenant(tenant.clone()).into())
+        }
+    }
 }
 
 impl Store {
@@ -98,7 +116,9 @@ impl Store {
             }
         }
 
-        let ctx = Ctx { store: self, rev: rev as i64, at_ms, by: &proposal.principal };
+        let tenants: Vec<String> = sqlx::query_scalar("SELECT name FROM tenants").fetch_all(&mut *tx).await?;
+        let tenants = std::sync::Mutex::new(tenants.into_iter().collect());
+        let ctx = Ctx { store: self, rev: rev as i64, at_ms, by: &proposal.principal, tenants };
         let result = match proposal.validate() {
             Err(e) => Err(e),
             Ok(()) => {
@@ -191,23 +211,13 @@ async fn create_tenant(ctx: &Ctx<'_>, conn: &mut SqliteConnection, tenant: &Tena
     if done.rows_affected() == 0 {
         return Err(CommandError::TenantExists(tenant.clone()).into());
     }
+    ctx.tenants.lock().expect("tenant cache poisoned").insert(tenant.to_string());
     record_change(ctx, conn, tenant.as_str(), &format!("mm://{tenant}"), "tenant").await?;
     Ok(Outcome::Tenant { tenant: tenant.clone() })
 }
 
-pub(crate) async fn require_tenant(conn: &mut SqliteConnection, tenant: &TenantId) -> Res<()> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE name = ?")
-        .bind(tenant.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(CommandError::UnknownTenant(tenant.clone()).into()),
-    }
-}
-
 async fn register_schema(ctx: &Ctx<'_>, conn: &mut SqliteConnection, spec: &SchemaSpec) -> Res<Outcome> {
-    require_tenant(conn, &spec.tenant).await?;
+    ctx.require_tenant(&spec.tenant)?;
     let plan = schemas::register(ctx, conn, spec).await?;
     if plan.creates {
         let urn = format!("mm://{}/type/{}", spec.tenant, spec.type_name);
@@ -223,8 +233,8 @@ async fn put_document(
     title: &str,
     body: Option<&str>,
 ) -> Res<Outcome> {
-    require_tenant(conn, urn.tenant()).await?;
-    let id = entities::live_id(conn, urn).await?;
+    ctx.require_tenant(urn.tenant())?;
+    let (id, _) = entities::live_id(conn, urn).await?;
     let prev: Option<(i64, i64)> = sqlx::query_as(
         "SELECT version, deleted FROM documents WHERE entity_id = ? AND title = ? AND until_rev IS NULL",
     )

@@ -5,11 +5,10 @@
 //! validates in Rust, and writes each table with one `INSERT … SELECT FROM json_each(?)`: a
 //! batch of a thousand entities costs about as many statements as one entity.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use metamesh_core::{CommandError, EntitySpec, EntityUrn, Outcome, TenantId, TypeName};
-use serde_json::json;
 use sqlx::SqliteConnection;
 
 use crate::apply::{record_change, Ctx, Res};
@@ -17,8 +16,6 @@ use crate::schemas::{self, check_properties};
 use crate::search;
 use metamesh_core::schema::SchemaVersion;
 
-/// The current state of one URN of a put: (index, node id, current version, deleted).
-type Current = (i64, Option<i64>, Option<i64>, Option<i64>);
 /// Schemas resolved during one put, by (tenant, type, requested version).
 type Resolved = HashMap<(TenantId, TypeName, Option<u32>), (SchemaVersion, Arc<jsonschema::Validator>)>;
 
@@ -35,93 +32,83 @@ pub(crate) async fn put(
         Some(offset) => crate::apply::at_index(offset + i, f),
         None => f,
     };
-    let tenants: HashSet<String> =
-        sqlx::query_scalar("SELECT name FROM tenants").fetch_all(&mut *conn).await?.into_iter().collect();
     for (i, s) in specs.iter().enumerate() {
-        if !tenants.contains(s.urn.tenant().as_str()) {
-            return Err(tag(i, CommandError::UnknownTenant(s.urn.tenant().clone()).into()));
-        }
+        ctx.require_tenant(s.urn.tenant()).map_err(|f| tag(i, f))?;
     }
 
+    // Intern every URN first (a refusal rolls this back with the rest), then read the node id
+    // and current version of all of them in one round trip, as one JSON document: sqlx hands
+    // rows over one at a time, a JSON string in one piece.
     let urns: Vec<String> = specs.iter().map(|s| s.urn.to_string()).collect();
     let urns_json = serde_json::to_string(&urns).expect("strings serialize");
-    let current: Vec<Current> = sqlx::query_as(
-        "SELECT j.key, n.id, v.version, v.deleted
-         FROM json_each(?) j
-         LEFT JOIN nodes n ON n.urn = j.value
-         LEFT JOIN versions v ON v.entity_id = n.id AND v.until_rev IS NULL
-         ORDER BY j.key",
+    sqlx::query("INSERT OR IGNORE INTO nodes (urn) SELECT value FROM json_each(?)")
+        .bind(&urns_json)
+        .execute(&mut *conn)
+        .await?;
+    let state: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, version)) FROM (
+             SELECT n.id AS id, v.version AS version
+             FROM json_each(?) j
+             JOIN nodes n ON n.urn = j.value
+             LEFT JOIN versions v ON v.entity_id = n.id AND v.until_rev IS NULL
+             ORDER BY j.key)",
     )
     .bind(&urns_json)
-    .fetch_all(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    let current: Vec<(i64, Option<i64>)> =
+        serde_json::from_str(&state).map_err(|e| crate::StoreError::Corrupt(format!("entity state of a put: {e}")))?;
+    if current.len() != specs.len() {
+        return Err(crate::StoreError::Corrupt("node ids missing after insert".into()).into());
+    }
 
     let mut resolved: Resolved = HashMap::new();
     let mut new_versions = Vec::with_capacity(specs.len());
     for (i, (spec, cur)) in specs.iter().zip(&current).enumerate() {
-        let checked = check_spec(ctx, conn, spec, cur.2, &mut resolved).await.map_err(|f| tag(i, f))?;
+        let checked = check_spec(ctx, conn, spec, cur.1, &mut resolved).await.map_err(|f| tag(i, f))?;
         new_versions.push(checked);
     }
 
-    // Intern new URNs and create entity headers for first versions.
-    let fresh: Vec<&str> = urns.iter().zip(&current).filter(|(_, c)| c.2.is_none()).map(|(u, _)| u.as_str()).collect();
-    if !fresh.is_empty() {
-        sqlx::query("INSERT OR IGNORE INTO nodes (urn) SELECT value FROM json_each(?)")
-            .bind(serde_json::to_string(&fresh).expect("strings serialize"))
-            .execute(&mut *conn)
-            .await?;
-    }
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT n.id FROM json_each(?) j JOIN nodes n ON n.urn = j.value ORDER BY j.key")
-            .bind(&urns_json)
-            .fetch_all(&mut *conn)
-            .await?;
-    if ids.len() != specs.len() {
-        return Err(crate::StoreError::Corrupt("node ids missing after insert".into()).into());
-    }
-
-    let mut headers = Vec::new();
+    // Rows as JSON arrays of columns, serialized straight from tuples.
+    let mut headers: Vec<(i64, &str, &str, &str)> = Vec::new();
     let mut rows = Vec::with_capacity(specs.len());
-    let mut tags = Vec::new();
-    let mut changes = Vec::with_capacity(specs.len());
+    let mut tags: Vec<(i64, u64, &str)> = Vec::new();
+    let mut changes: Vec<(&str, &str)> = Vec::with_capacity(specs.len());
     let mut outcomes = Vec::with_capacity(specs.len());
-    for (((spec, id), (version, schema_version)), cur) in specs.iter().zip(&ids).zip(&new_versions).zip(&current) {
-        if cur.2.is_none() {
-            headers.push(json!({
-                "id": id,
-                "t": spec.urn.tenant().as_str(),
-                "k": spec.urn.kind().as_str(),
-                "n": spec.urn.name(),
-            }));
+    let mut ids = Vec::with_capacity(specs.len());
+    for (((spec, urn), &(id, version)), &(new_version, schema_version)) in
+        specs.iter().zip(&urns).zip(&current).zip(&new_versions)
+    {
+        if version.is_none() {
+            headers.push((id, spec.urn.tenant().as_str(), spec.urn.kind().as_str(), spec.urn.name()));
         }
         let tag_list: Vec<&String> = spec.tags.iter().collect();
-        rows.push(json!({
-            "e": id,
-            "v": version,
-            "ty": spec.type_name.as_ref().map(|t| t.as_str()),
-            "sv": schema_version,
-            "p": spec.properties.to_string(),
-            "tg": serde_json::to_string(&tag_list).expect("strings serialize"),
-            "o": spec.owner,
-            "s": spec.status,
-            "d": spec.description,
-        }));
-        for t in &spec.tags {
-            tags.push(json!([id, version, t]));
-        }
-        changes.push(json!([spec.urn.tenant().as_str(), spec.urn.to_string()]));
-        outcomes.push(Outcome::Entity { urn: spec.urn.clone(), version: *version });
+        rows.push((
+            id,
+            new_version,
+            spec.type_name.as_ref().map(|t| t.as_str()),
+            schema_version,
+            spec.properties.to_string(),
+            serde_json::to_string(&tag_list).expect("strings serialize"),
+            spec.owner.as_deref(),
+            spec.status.as_deref(),
+            spec.description.as_deref(),
+        ));
+        tags.extend(spec.tags.iter().map(|t| (id, new_version, t.as_str())));
+        changes.push((spec.urn.tenant().as_str(), urn.as_str()));
+        outcomes.push(Outcome::Entity { urn: spec.urn.clone(), version: new_version });
+        ids.push(id);
     }
 
     if !headers.is_empty() {
         sqlx::query(
             "INSERT INTO entities (id, tenant, kind, name, created_rev, created_at_ms, created_by)
-             SELECT value->>'id', value->>'t', value->>'k', value->>'n', ?, ?, ? FROM json_each(?)",
+             SELECT value->>0, value->>1, value->>2, value->>3, ?, ?, ? FROM json_each(?)",
         )
         .bind(ctx.rev)
         .bind(ctx.at_ms)
         .bind(ctx.by)
-        .bind(serde_json::Value::Array(headers).to_string())
+        .bind(json(&headers))
         .execute(&mut *conn)
         .await?;
     }
@@ -136,31 +123,38 @@ pub(crate) async fn put(
     sqlx::query(
         "INSERT INTO versions (entity_id, version, rev, until_rev, at_ms, by, type_name, schema_version,
                                properties, tags, owner, status, description, deleted)
-         SELECT value->>'e', value->>'v', ?, NULL, ?, ?, value->>'ty', value->>'sv',
-                value->>'p', value->>'tg', value->>'o', value->>'s', value->>'d', 0
+         SELECT value->>0, value->>1, ?, NULL, ?, ?, value->>2, value->>3,
+                value->>4, value->>5, value->>6, value->>7, value->>8, 0
          FROM json_each(?)",
     )
     .bind(ctx.rev)
     .bind(ctx.at_ms)
     .bind(ctx.by)
-    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(json(&rows))
     .execute(&mut *conn)
     .await?;
     if !tags.is_empty() {
         sqlx::query(
             "INSERT INTO version_tags (entity_id, version, tag) SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
         )
-        .bind(serde_json::Value::Array(tags).to_string())
+        .bind(json(&tags))
         .execute(&mut *conn)
         .await?;
     }
     search::reindex(conn, &ids).await?;
-    sqlx::query("INSERT INTO changes (rev, tenant, urn, change) SELECT ?, value->>0, value->>1, 'entity_version' FROM json_each(?)")
-        .bind(ctx.rev)
-        .bind(serde_json::Value::Array(changes).to_string())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO changes (rev, tenant, urn, change) SELECT ?, value->>0, value->>1, 'entity_version' FROM json_each(?)",
+    )
+    .bind(ctx.rev)
+    .bind(json(&changes))
+    .execute(&mut *conn)
+    .await?;
     Ok(outcomes)
+}
+
+/// Rows handed to SQLite as one JSON array.
+fn json<T: serde::Serialize>(rows: &T) -> String {
+    serde_json::to_string(rows).expect("rows serialize")
 }
 
 /// Checks one spec against the current state; returns its new version and schema version.
@@ -226,12 +220,8 @@ pub(crate) async fn delete(
     urn: &EntityUrn,
     expect: Option<u64>,
 ) -> Res<Outcome> {
-    crate::apply::require_tenant(conn, urn.tenant()).await?;
-    let id = live_id(conn, urn).await?;
-    let version: i64 = sqlx::query_scalar("SELECT version FROM versions WHERE entity_id = ? AND until_rev IS NULL")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+    ctx.require_tenant(urn.tenant())?;
+    let (id, version) = live_id(conn, urn).await?;
     if let Some(expected) = expect {
         if expected != version as u64 {
             return Err(CommandError::VersionConflict { urn: urn.to_string(), expected, actual: version as u64 }.into());
@@ -266,10 +256,10 @@ pub(crate) async fn delete(
     Ok(Outcome::Entity { urn: urn.clone(), version: version as u64 + 1 })
 }
 
-/// The id of a live (existing, not deleted) entity.
-pub(crate) async fn live_id(conn: &mut SqliteConnection, urn: &EntityUrn) -> Res<i64> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT e.id, v.deleted FROM nodes n JOIN entities e ON e.id = n.id
+/// The id and current version of a live (existing, not deleted) entity.
+pub(crate) async fn live_id(conn: &mut SqliteConnection, urn: &EntityUrn) -> Res<(i64, i64)> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT e.id, v.version, v.deleted FROM nodes n JOIN entities e ON e.id = n.id
          JOIN versions v ON v.entity_id = e.id AND v.until_rev IS NULL WHERE n.urn = ?",
     )
     .bind(urn.to_string())
@@ -277,7 +267,7 @@ pub(crate) async fn live_id(conn: &mut SqliteConnection, urn: &EntityUrn) -> Res
     .await?;
     match row {
         None => Err(CommandError::NotFound(urn.to_string()).into()),
-        Some((_, 1)) => Err(CommandError::Deleted(urn.to_string()).into()),
-        Some((id, _)) => Ok(id),
+        Some((_, _, 1)) => Err(CommandError::Deleted(urn.to_string()).into()),
+        Some((id, version, _)) => Ok((id, version)),
     }
 }

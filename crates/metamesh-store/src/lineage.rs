@@ -14,14 +14,9 @@ use crate::{Store, StoreError};
 
 /// Resolves an edge end to a node id, interning remote URNs. A local end must be a live entity;
 /// without a version it is pinned to the entity's current version.
-async fn resolve_end(conn: &mut SqliteConnection, urn: &Urn, local: bool) -> Res<(i64, Option<i64>)> {
-    let key = urn.entity.to_string();
-    if local {
-        let id = crate::entities::live_id(conn, &urn.entity).await?;
-        let current: i64 = sqlx::query_scalar("SELECT version FROM versions WHERE entity_id = ? AND until_rev IS NULL")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+async fn resolve_end(ctx: &Ctx<'_>, conn: &mut SqliteConnection, urn: &Urn) -> Res<(i64, Option<i64>)> {
+    if ctx.owns(urn.entity.tenant()) {
+        let (id, current) = crate::entities::live_id(conn, &urn.entity).await?;
         let version = match urn.version {
             None => current,
             Some(v) if v as i64 <= current => v as i64,
@@ -29,26 +24,19 @@ async fn resolve_end(conn: &mut SqliteConnection, urn: &Urn, local: bool) -> Res
         };
         return Ok((id, Some(version)));
     }
-    sqlx::query("INSERT OR IGNORE INTO nodes (urn) VALUES (?)").bind(&key).execute(&mut *conn).await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM nodes WHERE urn = ?").bind(&key).fetch_one(&mut *conn).await?;
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO nodes (urn) VALUES (?1) ON CONFLICT (urn) DO UPDATE SET urn = ?1 RETURNING id")
+            .bind(urn.entity.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
     Ok((id, urn.version.map(|v| v as i64)))
-}
-
-async fn is_local(conn: &mut SqliteConnection, urn: &EntityUrn) -> Res<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE name = ?")
-        .bind(urn.tenant().as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(found.is_some())
 }
 
 pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &EdgeSpec) -> Res<Outcome> {
     let owner = metamesh_core::command::edge_owner(e);
-    crate::apply::require_tenant(conn, owner).await?;
-    let from_local = is_local(conn, e.from_entity()).await?;
-    let to_local = is_local(conn, e.to_entity()).await?;
-    let (src, src_version) = resolve_end(conn, &e.from, from_local).await?;
-    let (dst, dst_version) = resolve_end(conn, &e.to, to_local).await?;
+    ctx.require_tenant(owner)?;
+    let (src, src_version) = resolve_end(ctx, conn, &e.from).await?;
+    let (dst, dst_version) = resolve_end(ctx, conn, &e.to).await?;
     if e.kind.must_be_acyclic() {
         if let Some(path) = find_path(conn, dst, src, e.kind).await? {
             let mut urns = vec![e.from.entity.to_string()];
@@ -57,13 +45,15 @@ pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &Edg
         }
     }
     let done = sqlx::query(
-        "INSERT OR IGNORE INTO edges (src, src_version, dst, dst_version, kind, src_column, dst_column,
-                                      transformation, rev, until_rev, at_ms, by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+        "INSERT OR IGNORE INTO edges (src, src_urn, src_version, dst, dst_urn, dst_version, kind, src_column,
+                                      dst_column, transformation, rev, until_rev, at_ms, by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
     )
     .bind(src)
+    .bind(e.from.entity.to_string())
     .bind(src_version)
     .bind(dst)
+    .bind(e.to.entity.to_string())
     .bind(dst_version)
     .bind(e.kind.as_str())
     .bind(e.from_column.as_deref().unwrap_or(""))
@@ -84,7 +74,7 @@ pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &Edg
 /// Tombstones the live edges matching `e`; an end without a version matches any version.
 pub(crate) async fn remove_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &EdgeSpec) -> Res<Outcome> {
     let owner = metamesh_core::command::edge_owner(e);
-    crate::apply::require_tenant(conn, owner).await?;
+    ctx.require_tenant(owner)?;
     let done = sqlx::query(
         "UPDATE edges SET until_rev = ?1
          WHERE until_rev IS NULL AND kind = ?2 AND src_column = ?3 AND dst_column = ?4
@@ -218,6 +208,10 @@ impl Store {
         Ok(rows.into_iter().map(|(_, e)| e).collect())
     }
 
+    /// The frontier query. Node ids of the frontier are found once; edge ids are collected
+    /// through the `src` and `dst` indexes (the join order is forced: SQLite otherwise scans all
+    /// edges for the upstream half); each edge row is then read once, and the whole answer comes
+    /// back as one JSON document rather than row by row.
     async fn edge_rows(
         &self,
         urns: &[String],
@@ -225,28 +219,30 @@ impl Store {
         kinds: &[&str],
         rev: Option<u64>,
     ) -> Result<Vec<(i64, Edge)>, StoreError> {
-        let live =
-            format!("{} AND (?2 = '[]' OR e.kind IN (SELECT value FROM json_each(?2)))", crate::read::live("e", rev));
-        let select = "SELECT e.id, ns.urn, e.src_version, nd.urn, e.dst_version, e.kind, e.src_column, e.dst_column,
-                             e.transformation, e.rev, e.at_ms, e.by
-                      FROM f JOIN edges e ON";
-        let tail = "JOIN nodes ns ON ns.id = e.src JOIN nodes nd ON nd.id = e.dst WHERE";
-        let down = format!("{select} e.src = f.id {tail} {live}");
-        let up = format!("{select} e.dst = f.id {tail} {live}");
-        let body = match direction {
-            Direction::Downstream => down,
-            Direction::Upstream => up,
+        let down = "SELECT x.id FROM f CROSS JOIN edges x INDEXED BY edges_src ON x.src = f.id";
+        let up = "SELECT x.id FROM f CROSS JOIN edges x INDEXED BY edges_dst ON x.dst = f.id";
+        let hits = match direction {
+            Direction::Downstream => down.to_owned(),
+            Direction::Upstream => up.to_owned(),
             Direction::Both => format!("{down} UNION {up}"),
         };
         let sql = format!(
-            "WITH f(id) AS (SELECT n.id FROM json_each(?1) j JOIN nodes n ON n.urn = j.value)
-             {body} ORDER BY 1"
+            "WITH f(id) AS MATERIALIZED (SELECT n.id FROM json_each(?1) j JOIN nodes n ON n.urn = j.value),
+                  hit(id) AS ({hits})
+             SELECT ifnull(json_group_array(json_array(e.id, e.src_urn, e.src_version, e.dst_urn, e.dst_version,
+                                e.kind, e.src_column, e.dst_column, e.transformation, e.rev, e.at_ms, e.by)), '[]')
+             FROM (SELECT e.* FROM hit CROSS JOIN edges e ON e.id = hit.id
+                   WHERE {} AND (?2 = '[]' OR e.kind IN (SELECT value FROM json_each(?2)))
+                   ORDER BY e.id) e",
+            crate::read::live("e", rev)
         );
-        let rows: Vec<EdgeRow> = sqlx::query_as(&sql)
+        let text: String = sqlx::query_scalar(&sql)
             .bind(serde_json::to_string(urns).expect("strings serialize"))
             .bind(serde_json::to_string(kinds).expect("strings serialize"))
-            .fetch_all(&self.readers)
+            .fetch_one(&self.readers)
             .await?;
+        let rows: Vec<EdgeRow> =
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("edge rows: {e}")))?;
         rows.into_iter().map(decode_edge).collect()
     }
 
