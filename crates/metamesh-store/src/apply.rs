@@ -58,6 +58,8 @@ pub(crate) struct Ctx<'a> {
     /// statement costs a thread round trip). A refused apply drops the context with its
     /// transaction, so a tenant created by a refused batch does not linger here.
     pub tenants: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Changes to the live lineage graph, applied to the in-memory index after commit.
+    pub graph: std::sync::Mutex<Vec<crate::graph::Delta>>,
 }
 
 impl Ctx<'_> {
@@ -118,7 +120,14 @@ impl Store {
 
         let tenants: Vec<String> = sqlx::query_scalar("SELECT name FROM tenants").fetch_all(&mut *tx).await?;
         let tenants = std::sync::Mutex::new(tenants.into_iter().collect());
-        let ctx = Ctx { store: self, rev: rev as i64, at_ms, by: &proposal.principal, tenants };
+        let ctx = Ctx {
+            store: self,
+            rev: rev as i64,
+            at_ms,
+            by: &proposal.principal,
+            tenants,
+            graph: std::sync::Mutex::new(Vec::new()),
+        };
         let result = match proposal.validate() {
             Err(e) => Err(e),
             Ok(()) => {
@@ -147,6 +156,12 @@ impl Store {
             }
         }
         tx.commit().await?;
+        if result.is_ok() {
+            let deltas = std::mem::take(&mut *ctx.graph.lock().expect("graph deltas poisoned"));
+            if !deltas.is_empty() {
+                self.graph.write().expect("graph poisoned").apply(deltas);
+            }
+        }
         Ok(Applied { revision: rev, at_ms, result, duplicate_of: None })
     }
 }

@@ -11,12 +11,13 @@
 //!
 //! Code map: [`apply`] (the write pipeline and command handlers), [`entities`] (bulk entity
 //! writes), [`schemas`] (the schema registry and its validator cache), [`lineage`] (edges, cycle
-//! checks, frontier expansion), [`read`] (entity queries and pagination), [`search`] (FTS5),
+//! checks, frontier expansion), [`graph`] (the live lineage graph in memory), [`read`] (entity queries and pagination), [`search`] (FTS5),
 //! [`export`] (a deterministic dump used to compare replicas).
 
 mod apply;
 mod entities;
 pub mod export;
+mod graph;
 mod lineage;
 pub mod read;
 mod rows;
@@ -86,6 +87,8 @@ pub struct Store {
     writer: tokio::sync::Mutex<SqliteConnection>,
     readers: SqlitePool,
     validators: Mutex<HashMap<SchemaKey, Arc<jsonschema::Validator>>>,
+    /// The live lineage graph (see [`graph`]); written only after an apply commits.
+    graph: std::sync::RwLock<graph::Graph>,
     path: PathBuf,
 }
 
@@ -105,7 +108,15 @@ impl Store {
         MIGRATOR.run(&mut writer).await?;
         let readers =
             SqlitePoolOptions::new().max_connections(opts.readers.max(1)).connect_with(base.read_only(true)).await?;
-        Ok(Store { writer: tokio::sync::Mutex::new(writer), readers, validators: Mutex::new(HashMap::new()), path })
+        let store = Store {
+            writer: tokio::sync::Mutex::new(writer),
+            readers,
+            validators: Mutex::new(HashMap::new()),
+            graph: std::sync::RwLock::new(graph::Graph::default()),
+            path,
+        };
+        store.load_graph().await?;
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {

@@ -2,14 +2,15 @@
 //! router's breadth-first expansion is built on — all edges in and out of a *set* of nodes in
 //! one query.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use metamesh_core::query::AsOf;
-use metamesh_core::{CommandError, Direction, Edge, EdgeKind, EdgeSpec, EntityUrn, Outcome, Urn};
+use metamesh_core::{CommandError, Direction, Edge, EdgeKind, EdgeSpec, EntityUrn, Outcome, TenantId, Urn};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
 use crate::apply::{record_change, Ctx, Res};
+use crate::graph::Delta;
 use crate::{Store, StoreError};
 
 /// Resolves an edge end to a node id, interning remote URNs. A local end must be a live entity;
@@ -44,10 +45,10 @@ pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &Edg
             return Err(CommandError::Cycle { kind: e.kind, path: urns }.into());
         }
     }
-    let done = sqlx::query(
+    let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT OR IGNORE INTO edges (src, src_urn, src_version, dst, dst_urn, dst_version, kind, src_column,
                                       dst_column, transformation, rev, until_rev, at_ms, by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) RETURNING id",
     )
     .bind(src)
     .bind(e.from.entity.to_string())
@@ -62,10 +63,22 @@ pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &Edg
     .bind(ctx.rev)
     .bind(ctx.at_ms)
     .bind(ctx.by)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    let changed = done.rows_affected() == 1;
-    if changed {
+    let changed = inserted.is_some();
+    if let Some(id) = inserted {
+        let edge = Edge {
+            from: Urn { entity: e.from.entity.clone(), version: src_version.map(|v| v as u64) },
+            to: Urn { entity: e.to.entity.clone(), version: dst_version.map(|v| v as u64) },
+            kind: e.kind,
+            from_column: e.from_column.clone(),
+            to_column: e.to_column.clone(),
+            transformation: e.transformation.clone(),
+            revision: ctx.rev as u64,
+            created_at_ms: ctx.at_ms,
+            created_by: ctx.by.to_owned(),
+        };
+        ctx.graph.lock().expect("graph deltas poisoned").push(Delta::Added(id, Box::new(edge)));
         record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_added").await?;
     }
     Ok(Outcome::Edge { changed })
@@ -75,11 +88,12 @@ pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &Edg
 pub(crate) async fn remove_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &EdgeSpec) -> Res<Outcome> {
     let owner = metamesh_core::command::edge_owner(e);
     ctx.require_tenant(owner)?;
-    let done = sqlx::query(
+    let removed: Vec<i64> = sqlx::query_scalar(
         "UPDATE edges SET until_rev = ?1
          WHERE until_rev IS NULL AND kind = ?2 AND src_column = ?3 AND dst_column = ?4
            AND src = (SELECT id FROM nodes WHERE urn = ?5) AND (?6 IS NULL OR src_version = ?6)
-           AND dst = (SELECT id FROM nodes WHERE urn = ?7) AND (?8 IS NULL OR dst_version = ?8)",
+           AND dst = (SELECT id FROM nodes WHERE urn = ?7) AND (?8 IS NULL OR dst_version = ?8)
+         RETURNING id",
     )
     .bind(ctx.rev)
     .bind(e.kind.as_str())
@@ -89,9 +103,12 @@ pub(crate) async fn remove_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &
     .bind(e.from.version.map(|v| v as i64))
     .bind(e.to.entity.to_string())
     .bind(e.to.version.map(|v| v as i64))
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let changed = done.rows_affected() > 0;
+    let changed = !removed.is_empty();
+    if changed {
+        ctx.graph.lock().expect("graph deltas poisoned").push(Delta::Removed(removed));
+    }
     if changed {
         record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_removed").await?;
     }
@@ -202,17 +219,84 @@ impl Store {
         as_of: Option<AsOf>,
     ) -> Result<Vec<Edge>, StoreError> {
         let rev = self.resolve_as_of(as_of).await?;
-        let urns: Vec<String> = frontier.iter().map(|u| u.to_string()).collect();
-        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let rows = self.edge_rows(&urns, direction, &kinds, rev).await?;
+        let rows = self.edge_rows(frontier, direction, kinds, rev).await?;
         Ok(rows.into_iter().map(|(_, e)| e).collect())
     }
 
-    /// The frontier query. Node ids of the frontier are found once; edge ids are collected
-    /// through the `src` and `dst` indexes (the join order is forced: SQLite otherwise scans all
-    /// edges for the upstream half); each edge row is then read once, and the whole answer comes
-    /// back as one JSON document rather than row by row.
+    /// The current-state frontier from the in-memory graph, or, as of a revision, from SQLite.
     async fn edge_rows(
+        &self,
+        frontier: &[EntityUrn],
+        direction: Direction,
+        kinds: &[EdgeKind],
+        rev: Option<u64>,
+    ) -> Result<Vec<(i64, Edge)>, StoreError> {
+        match rev {
+            None => Ok(self.graph.read().expect("graph poisoned").edges_of(frontier, direction, kinds)),
+            Some(_) => {
+                let urns: Vec<String> = frontier.iter().map(|u| u.to_string()).collect();
+                let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                self.sql_edge_rows(&urns, direction, &kinds, rev).await
+            }
+        }
+    }
+
+    /// Every live edge, from SQLite (the in-memory graph's source), in id order.
+    pub(crate) async fn live_edges_sql(&self, after: i64, limit: i64) -> Result<Vec<(i64, Edge)>, StoreError> {
+        let text: String = sqlx::query_scalar(
+            "SELECT ifnull(json_group_array(json_array(e.id, e.src_urn, e.src_version, e.dst_urn, e.dst_version,
+                         e.kind, e.src_column, e.dst_column, e.transformation, e.rev, e.at_ms, e.by)), '[]')
+             FROM (SELECT * FROM edges WHERE until_rev IS NULL AND id > ? ORDER BY id LIMIT ?) e",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_one(&self.readers)
+        .await?;
+        let rows: Vec<EdgeRow> =
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("edge rows: {e}")))?;
+        rows.into_iter().map(decode_edge).collect()
+    }
+
+    /// Loads the in-memory graph from SQLite, in chunks.
+    pub(crate) async fn load_graph(&self) -> Result<(), StoreError> {
+        let mut graph = crate::graph::Graph::default();
+        let mut after = 0;
+        loop {
+            let chunk = self.live_edges_sql(after, 50_000).await?;
+            let Some(&(last, _)) = chunk.last() else { break };
+            after = last;
+            for (id, e) in chunk {
+                graph.insert(id, e);
+            }
+        }
+        tracing::debug!(edges = graph.len(), "loaded the live lineage graph");
+        *self.graph.write().expect("graph poisoned") = graph;
+        Ok(())
+    }
+
+    /// The frontier answered by SQLite, for as-of reads (and to check the in-memory graph).
+    pub async fn edges_of_sql(
+        &self,
+        frontier: &[EntityUrn],
+        direction: Direction,
+        kinds: &[EdgeKind],
+        as_of: Option<AsOf>,
+    ) -> Result<Vec<Edge>, StoreError> {
+        let rev = match self.resolve_as_of(as_of).await? {
+            Some(r) => r,
+            None => self.applied_revision().await?,
+        };
+        let urns: Vec<String> = frontier.iter().map(|u| u.to_string()).collect();
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        Ok(self.sql_edge_rows(&urns, direction, &kinds, Some(rev)).await?.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// The SQL frontier query. Node ids of the frontier are found once; edge ids are collected
+    /// through the `src` and `dst` indexes (the join order is forced: SQLite otherwise scans all
+    /// edges for the upstream half); each edge row is then read once, in rowid order (`IN`, which
+    /// measured three times faster than joining the ids), and the whole answer comes
+    /// back as one JSON document rather than row by row.
+    async fn sql_edge_rows(
         &self,
         urns: &[String],
         direction: Direction,
@@ -231,8 +315,8 @@ impl Store {
                   hit(id) AS ({hits})
              SELECT ifnull(json_group_array(json_array(e.id, e.src_urn, e.src_version, e.dst_urn, e.dst_version,
                                 e.kind, e.src_column, e.dst_column, e.transformation, e.rev, e.at_ms, e.by)), '[]')
-             FROM (SELECT e.* FROM hit CROSS JOIN edges e ON e.id = hit.id
-                   WHERE {} AND (?2 = '[]' OR e.kind IN (SELECT value FROM json_each(?2)))
+             FROM (SELECT e.* FROM edges e
+                   WHERE e.id IN hit AND {} AND (?2 = '[]' OR e.kind IN (SELECT value FROM json_each(?2)))
                    ORDER BY e.id) e",
             crate::read::live("e", rev)
         );
@@ -251,50 +335,43 @@ impl Store {
     /// expanded further here.
     pub async fn expand(&self, req: &ExpandRequest) -> Result<Expansion, StoreError> {
         let rev = self.resolve_as_of(req.as_of).await?;
-        let local: HashSet<String> = self.tenants().await?.into_iter().map(|t| t.to_string()).collect();
-        let kinds: Vec<&str> = req.kinds.iter().map(|k| k.as_str()).collect();
+        let local: HashSet<TenantId> = self.tenants().await?.into_iter().collect();
         let mut out = Expansion::default();
-        let mut depth_of: HashMap<String, u32> = HashMap::new();
+        let mut depth_of: HashMap<EntityUrn, u32> = HashMap::new();
         let mut seen_edges = HashSet::new();
-        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut queue: Vec<EntityUrn> = Vec::new();
         for s in &req.start {
-            if depth_of.insert(s.to_string(), 0).is_none() {
+            if depth_of.insert(s.clone(), 0).is_none() {
                 out.nodes.push((s.clone(), 0));
-                queue.push_back(s.to_string());
+                queue.push(s.clone());
             }
         }
         let mut depth = 0;
         while depth < req.max_depth && !queue.is_empty() {
-            let frontier: Vec<String> = queue
-                .drain(..)
-                .filter(|u| Urn::parse(u).map(|p| local.contains(p.entity.tenant().as_str())).unwrap_or(false))
-                .collect();
+            let frontier: Vec<EntityUrn> = queue.drain(..).filter(|u| local.contains(u.tenant())).collect();
             depth += 1;
-            for (id, edge) in self.edge_rows(&frontier, req.direction, &kinds, rev).await? {
+            for (id, edge) in self.edge_rows(&frontier, req.direction, &req.kinds, rev).await? {
                 if !seen_edges.insert(id) {
                     continue;
                 }
                 for end in [&edge.from.entity, &edge.to.entity] {
-                    let key = end.to_string();
-                    if depth_of.contains_key(&key) {
+                    if depth_of.contains_key(end) {
                         continue;
                     }
                     if out.nodes.len() >= req.max_nodes {
                         out.truncated = true;
                         continue;
                     }
-                    depth_of.insert(key.clone(), depth);
+                    depth_of.insert(end.clone(), depth);
                     out.nodes.push((end.clone(), depth));
-                    if local.contains(end.tenant().as_str()) {
-                        queue.push_back(key);
+                    if local.contains(end.tenant()) {
+                        queue.push(end.clone());
                     } else {
                         out.remote_frontier.push(end.clone());
                     }
                 }
                 // An edge is part of the answer only when both of its ends are.
-                if depth_of.contains_key(&edge.from.entity.to_string())
-                    && depth_of.contains_key(&edge.to.entity.to_string())
-                {
+                if depth_of.contains_key(&edge.from.entity) && depth_of.contains_key(&edge.to.entity) {
                     out.edges.push(edge);
                 }
             }

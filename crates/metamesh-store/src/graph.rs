@@ -1,0 +1,161 @@
+//! The live lineage graph, held in memory.
+//!
+//! Lineage is the query metamesh must answer fastest, and the frontier step (every edge of a
+//! set of nodes) is its inner loop. In SQLite that step costs about 5 ms for a 1,000-node
+//! frontier on this class of machine however the query is written (measured: 1,000 URN lookups
+//! plus ~3,000 index probes and row reads), so current-state frontiers are answered from this
+//! index instead: adjacency lists of live edges, keyed by node. As-of reads still go to SQLite,
+//! which keeps the whole history.
+//!
+//! Invariant: the index equals `SELECT … FROM edges WHERE until_rev IS NULL` after every
+//! committed apply. It is loaded when the store opens, and changed only by the deltas of an
+//! apply that committed (a refused or failed apply leaves it alone). A property test compares
+//! it with the SQL path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Urn};
+
+/// A change to the live edge set made by one apply, recorded by the handlers and applied to the
+/// index once the transaction has committed.
+#[derive(Debug)]
+pub(crate) enum Delta {
+    Added(i64, Box<Edge>),
+    Removed(Vec<i64>),
+}
+
+/// One live edge, with its ends as node indexes.
+struct Rec {
+    src: u32,
+    dst: u32,
+    src_version: Option<u64>,
+    dst_version: Option<u64>,
+    kind: EdgeKind,
+    columns: Option<Box<(String, String)>>,
+    transformation: Option<Box<str>>,
+    revision: u64,
+    created_at_ms: i64,
+    created_by: Arc<str>,
+}
+
+#[derive(Default)]
+pub(crate) struct Graph {
+    index: HashMap<EntityUrn, u32>,
+    urns: Vec<EntityUrn>,
+    out: Vec<Vec<i64>>,
+    inn: Vec<Vec<i64>>,
+    edges: HashMap<i64, Rec>,
+    /// Principals are few and repeated on every edge: one copy each.
+    principals: HashMap<String, Arc<str>>,
+}
+
+impl Graph {
+    fn node(&mut self, urn: &EntityUrn) -> u32 {
+        if let Some(&n) = self.index.get(urn) {
+            return n;
+        }
+        let n = self.urns.len() as u32;
+        self.index.insert(urn.clone(), n);
+        self.urns.push(urn.clone());
+        self.out.push(Vec::new());
+        self.inn.push(Vec::new());
+        n
+    }
+
+    pub fn insert(&mut self, id: i64, e: Edge) {
+        let src = self.node(&e.from.entity);
+        let dst = self.node(&e.to.entity);
+        let created_by = match self.principals.get(&e.created_by) {
+            Some(p) => p.clone(),
+            None => {
+                let p: Arc<str> = Arc::from(e.created_by.as_str());
+                self.principals.insert(e.created_by.clone(), p.clone());
+                p
+            }
+        };
+        let columns = match (e.from_column, e.to_column) {
+            (Some(a), Some(b)) => Some(Box::new((a, b))),
+            _ => None,
+        };
+        let rec = Rec {
+            src,
+            dst,
+            src_version: e.from.version,
+            dst_version: e.to.version,
+            kind: e.kind,
+            columns,
+            transformation: e.transformation.map(String::into_boxed_str),
+            revision: e.revision,
+            created_at_ms: e.created_at_ms,
+            created_by,
+        };
+        if self.edges.insert(id, rec).is_none() {
+            self.out[src as usize].push(id);
+            self.inn[dst as usize].push(id);
+        }
+    }
+
+    fn remove(&mut self, id: i64) {
+        if let Some(rec) = self.edges.remove(&id) {
+            self.out[rec.src as usize].retain(|&x| x != id);
+            self.inn[rec.dst as usize].retain(|&x| x != id);
+        }
+    }
+
+    pub fn apply(&mut self, deltas: Vec<Delta>) {
+        for d in deltas {
+            match d {
+                Delta::Added(id, e) => self.insert(id, *e),
+                Delta::Removed(ids) => ids.into_iter().for_each(|id| self.remove(id)),
+            }
+        }
+    }
+
+    /// Live edges touching the frontier, once each, by id.
+    pub fn edges_of(&self, frontier: &[EntityUrn], direction: Direction, kinds: &[EdgeKind]) -> Vec<(i64, Edge)> {
+        let mut ids = Vec::new();
+        for urn in frontier {
+            let Some(&n) = self.index.get(urn) else { continue };
+            if direction != Direction::Upstream {
+                ids.extend_from_slice(&self.out[n as usize]);
+            }
+            if direction != Direction::Downstream {
+                ids.extend_from_slice(&self.inn[n as usize]);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| {
+                let r = self.edges.get(&id)?;
+                if !kinds.is_empty() && !kinds.contains(&r.kind) {
+                    return None;
+                }
+                Some((id, self.edge(r)))
+            })
+            .collect()
+    }
+
+    fn edge(&self, r: &Rec) -> Edge {
+        let (from_column, to_column) = match &r.columns {
+            Some(c) => (Some(c.0.clone()), Some(c.1.clone())),
+            None => (None, None),
+        };
+        Edge {
+            from: Urn { entity: self.urns[r.src as usize].clone(), version: r.src_version },
+            to: Urn { entity: self.urns[r.dst as usize].clone(), version: r.dst_version },
+            kind: r.kind,
+            from_column,
+            to_column,
+            transformation: r.transformation.as_deref().map(str::to_owned),
+            revision: r.revision,
+            created_at_ms: r.created_at_ms,
+            created_by: r.created_by.to_string(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.edges.len()
+    }
+}
