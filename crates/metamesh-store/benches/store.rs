@@ -69,6 +69,16 @@ async fn main() {
     let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     println!("metamesh-store bench (nodes={nodes}, smoke={smoke})");
 
+    if run("single") {
+        // What one sqlx statement costs here: its worker-thread round trip bounds single puts.
+        let b = Bench::new(false).await;
+        let n = 2000;
+        let t = Instant::now();
+        for _ in 0..n {
+            b.store.applied_revision().await.unwrap();
+        }
+        println!("statement    sqlx round trip      {:>7.1} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
     for full in [true, false].into_iter().filter(|_| run("single")) {
         let mut b = Bench::new(full).await;
         let mut lat = Vec::with_capacity(singles);
@@ -99,11 +109,13 @@ async fn main() {
         b.apply(batch).await;
     }
     let el = t.elapsed();
-    println!(
-        "batch put    1000/batch          {:>9.0} entities/s ({batches} batches, {:.1} ms/batch)",
-        (batches * 1000) as f64 / el.as_secs_f64(),
-        el.as_secs_f64() * 1e3 / batches as f64
-    );
+    if run("batch") {
+        println!(
+            "batch put    1000/batch          {:>9.0} entities/s ({batches} batches, {:.1} ms/batch)",
+            (batches * 1000) as f64 / el.as_secs_f64(),
+            el.as_secs_f64() * 1e3 / batches as f64
+        );
+    }
 
     if !run("frontier") {
         return;
@@ -177,9 +189,59 @@ async fn main() {
     }
     lat.sort();
     println!(
-        "frontier     1000 nodes, both    p50 {:>7.3} ms   p99 {:>7.3} ms   ({} edges/answer)",
+        "frontier     1000 nodes, both    p50 {:>7.3} ms   p99 {:>7.3} ms   ({} edges/answer, in-memory graph)",
         pct(&lat, 0.5).as_secs_f64() * 1e3,
         pct(&lat, 0.99).as_secs_f64() * 1e3,
         returned / rounds
+    );
+
+    // The same frontiers as of the current revision: answered by SQLite from the history.
+    let head = Some(metamesh_core::AsOf::Revision(g.rev));
+    let mut lat = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let frontier: Vec<EntityUrn> = (0..1000)
+            .map(|_| {
+                let i = (next() % half as u64) as usize;
+                if next() % 2 == 0 {
+                    urn(Kind::Dataset, i)
+                } else {
+                    urn(Kind::Run, i)
+                }
+            })
+            .collect();
+        let s = Instant::now();
+        g.store.edges_of(&frontier, Direction::Both, &[], head).await.unwrap();
+        lat.push(s.elapsed());
+    }
+    lat.sort();
+    println!(
+        "frontier     1000 nodes, as-of   p50 {:>7.3} ms   p99 {:>7.3} ms   (SQLite history)",
+        pct(&lat, 0.5).as_secs_f64() * 1e3,
+        pct(&lat, 0.99).as_secs_f64() * 1e3,
+    );
+
+    // Ten hops downstream from single nodes, through `expand`.
+    let mut lat = Vec::with_capacity(rounds);
+    let mut reached = 0;
+    for _ in 0..rounds {
+        let start = urn(Kind::Dataset, (next() % half as u64) as usize);
+        let req = metamesh_store::ExpandRequest {
+            start: vec![start],
+            direction: Direction::Downstream,
+            kinds: vec![],
+            max_depth: 10,
+            max_nodes: 100_000,
+            as_of: None,
+        };
+        let s = Instant::now();
+        reached += g.store.expand(&req).await.unwrap().nodes.len();
+        lat.push(s.elapsed());
+    }
+    lat.sort();
+    println!(
+        "expand       10 hops downstream  p50 {:>7.3} ms   p99 {:>7.3} ms   ({} nodes/answer)",
+        pct(&lat, 0.5).as_secs_f64() * 1e3,
+        pct(&lat, 0.99).as_secs_f64() * 1e3,
+        reached / rounds
     );
 }
