@@ -1,4 +1,5 @@
-//! Compiles `proto/metamesh/v1/*.proto` with protox (pure Rust, no system `protoc`), generates
+//! Compiles `proto/metamesh/v1/*.proto` (and, separately, the internal
+//! `proto/metamesh/raft/v1/raft.proto`) with protox (pure Rust, no system `protoc`), generates
 //! prost messages and tonic clients/servers, and writes the encoded `FileDescriptorSet` to
 //! `$OUT_DIR/metamesh_descriptor.bin` (for gRPC reflection and descriptor tests).
 
@@ -32,5 +33,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .emit_rerun_if_changed(false)
         .compile_fds(fds)?;
+
+    // The internal Raft service: its own descriptor set, so that the client listener's
+    // reflection never lists it.
+    let raft = include.join("metamesh/raft/v1/raft.proto");
+    println!("cargo:rerun-if-changed={}", raft.display());
+    let raft_fds = protox::compile([&raft], [include])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .emit_rerun_if_changed(false)
+        .compile_fds(raft_fds)?;
     Ok(())
 }

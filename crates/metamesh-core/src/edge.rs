@@ -123,7 +123,7 @@ impl EdgeSpec {
             let found = urn.entity.kind();
             if !ok.contains(&found) {
                 let expected = ok.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or ");
-                return Err(CommandError::EdgeEndpoint { kind: self.kind, end, found, expected });
+                return Err(CommandError::EdgeEndpoint { kind: self.kind, end: end.to_owned(), found, expected });
             }
         }
         if self.from.entity == self.to.entity && self.kind.must_be_acyclic() {

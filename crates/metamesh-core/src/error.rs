@@ -25,7 +25,7 @@ pub enum ErrorCode {
 }
 
 /// Why a command was refused. A refused command writes nothing.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum CommandError {
     #[error(transparent)]
     InvalidUrn(#[from] UrnError),
@@ -52,7 +52,7 @@ pub enum CommandError {
     #[error("{kind} edge would close a cycle: {}", path.join(" -> "))]
     Cycle { kind: EdgeKind, path: Vec<String> },
     #[error("{kind} edge cannot go {end} a {found}: expected {expected}")]
-    EdgeEndpoint { kind: EdgeKind, end: &'static str, found: Kind, expected: String },
+    EdgeEndpoint { kind: EdgeKind, end: String, found: Kind, expected: String },
     #[error("version conflict on `{urn}`: expected version {expected}, found {actual}")]
     VersionConflict { urn: String, expected: u64, actual: u64 },
     #[error("`{0}` not found")]

@@ -43,7 +43,7 @@ pub struct Urn {
 }
 
 /// Why a string is not a URN. `input` is kept so the message names the offending value.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("invalid urn `{input}`: {reason}")]
 pub struct UrnError {
     pub input: String,
@@ -76,6 +76,11 @@ impl EntityUrn {
 
     pub fn at(self, version: u64) -> Urn {
         Urn { entity: self, version: Some(version) }
+    }
+
+    /// This entity as a URN without a version (its current version, when read).
+    pub fn unversioned(self) -> Urn {
+        Urn { entity: self, version: None }
     }
 }
 

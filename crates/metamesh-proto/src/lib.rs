@@ -25,6 +25,14 @@ pub mod v1 {
     tonic::include_proto!("metamesh.v1");
 }
 
+/// The internal replica-to-replica Raft service (`metamesh.raft.v1`); not part of the client API.
+#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
+pub mod raft {
+    pub mod v1 {
+        tonic::include_proto!("metamesh.raft.v1");
+    }
+}
+
 /// The encoded `google.protobuf.FileDescriptorSet` of all `metamesh.v1` files (with source
 /// comments), e.g. for `tonic_reflection::server::Builder::register_encoded_file_descriptor_set`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/metamesh_descriptor.bin"));

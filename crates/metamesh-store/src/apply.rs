@@ -80,8 +80,23 @@ impl Store {
     /// Applies `proposal` as revision `rev`. Revisions must increase; gaps are allowed (Raft
     /// log entries that are not commands, such as membership changes, take indexes too).
     pub async fn apply(&self, rev: u64, proposal: &Proposal) -> Result<Applied, StoreError> {
+        self.apply_with_meta(rev, proposal, None).await
+    }
+
+    /// [`Store::apply`], also setting a `meta` key in the same transaction: the Raft state
+    /// machine records its last applied log id and membership this way, so that they can never
+    /// disagree with the state after a crash.
+    pub async fn apply_with_meta(
+        &self,
+        rev: u64,
+        proposal: &Proposal,
+        meta: Option<(&str, &str)>,
+    ) -> Result<Applied, StoreError> {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
+        if let Some((key, value)) = meta {
+            set_meta(&mut tx, key, value).await?;
+        }
         let (last_rev, last_at): (i64, i64) =
             sqlx::query_as("SELECT ifnull(max(rev), 0), ifnull(max(at_ms), 0) FROM revisions")
                 .fetch_one(&mut *tx)
@@ -285,6 +300,43 @@ async fn put_document(
     search::reindex(conn, &[id]).await?;
     record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "document").await?;
     Ok(Outcome::Document { urn: urn.clone(), title: title.to_owned(), version: version as u32 })
+}
+
+async fn set_meta(conn: &mut SqliteConnection, key: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Sets a `meta` key on its own (for log entries that carry no command).
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock().await;
+        set_meta(&mut conn, key, value).await?;
+        Ok(())
+    }
+
+    /// A `meta` value.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.readers).await?)
+    }
+
+    /// Writes a consistent copy of the whole store to `path` (`VACUUM INTO`) and returns the
+    /// value of `meta_key` at that instant. Applies wait meanwhile, so the copy and the value
+    /// describe the same state.
+    pub async fn snapshot_into(&self, path: &std::path::Path, meta_key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.writer.lock().await;
+        let value: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(meta_key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let target = path.to_str().ok_or_else(|| StoreError::Corrupt(format!("non-UTF-8 path {}", path.display())))?;
+        sqlx::query("VACUUM INTO ?").bind(target).execute(&mut *conn).await?;
+        Ok(value)
+    }
 }
 
 pub(crate) async fn record_change(

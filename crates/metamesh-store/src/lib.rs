@@ -105,7 +105,7 @@ impl Store {
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
         let mut writer = base.clone().create_if_missing(true).connect().await?;
-        MIGRATOR.run(&mut writer).await?;
+        MIGRATOR.run_direct(&mut writer).await?;
         let readers =
             SqlitePoolOptions::new().max_connections(opts.readers.max(1)).connect_with(base.read_only(true)).await?;
         let store = Store {

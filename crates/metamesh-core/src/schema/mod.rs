@@ -83,7 +83,7 @@ impl fmt::Display for Compatibility {
 }
 
 /// A compatibility mode string that is none of `backward`, `forward`, `full`, `none`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("unknown compatibility mode `{0}` (expected backward, forward, full or none)")]
 pub struct ParseCompatibilityError(pub String);
 
@@ -125,7 +125,7 @@ pub enum MigrationStep {
 }
 
 /// Why a new schema version is not compatible with the previous one.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("incompatible schema change at `{field}`: {reason}")]
 pub struct Incompatibility {
     /// Dotted path of the offending field; `[]` marks array items, `*` additional properties,
@@ -135,7 +135,7 @@ pub struct Incompatibility {
 }
 
 /// A schema document or migration that cannot be registered at all.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum SchemaError {
     #[error("invalid JSON schema: {0}")]
     InvalidSchema(String),

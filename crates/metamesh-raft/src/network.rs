@@ -1,0 +1,143 @@
+//! An in-process transport with fault injection, for multi-replica tests in one process.
+//!
+//! Every RPC goes through [`LocalRouter`], which delivers it to the target replica's `Raft`
+//! handle unless the target is down or the link between the two is cut. Real deployments use
+//! the gRPC transport; this one exists so that partitions and crashes can be scripted
+//! exactly (`partition`, `isolate`, `heal`, `remove`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+
+use crate::{Raft, TypeConfig};
+
+#[derive(Default)]
+struct Inner {
+    nodes: HashMap<u64, Raft>,
+    /// Cut links, both directions stored.
+    cut: HashSet<(u64, u64)>,
+}
+
+/// Delivers RPCs between the replicas registered with it.
+#[derive(Clone, Default)]
+pub struct LocalRouter {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl LocalRouter {
+    pub fn new() -> LocalRouter {
+        LocalRouter::default()
+    }
+
+    /// Makes `raft` reachable as node `id`.
+    pub fn register(&self, id: u64, raft: Raft) {
+        self.inner.lock().expect("router poisoned").nodes.insert(id, raft);
+    }
+
+    /// Makes node `id` unreachable (as if its process died).
+    pub fn remove(&self, id: u64) {
+        self.inner.lock().expect("router poisoned").nodes.remove(&id);
+    }
+
+    /// Cuts every link between a node of `a` and a node of `b`.
+    pub fn partition(&self, a: &[u64], b: &[u64]) {
+        let mut inner = self.inner.lock().expect("router poisoned");
+        for &x in a {
+            for &y in b {
+                inner.cut.insert((x, y));
+                inner.cut.insert((y, x));
+            }
+        }
+    }
+
+    /// Cuts `id` off from every node known now.
+    pub fn isolate(&self, id: u64) {
+        let others: Vec<u64> = self.inner.lock().expect("router poisoned").nodes.keys().copied().collect();
+        self.partition(&[id], &others);
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.inner.lock().expect("router poisoned").cut.clear();
+    }
+
+    fn reach(&self, from: u64, to: u64) -> Result<Raft, Unreachable> {
+        let inner = self.inner.lock().expect("router poisoned");
+        if inner.cut.contains(&(from, to)) {
+            return Err(Unreachable::new(&std::io::Error::other(format!("link {from} -> {to} is cut"))));
+        }
+        inner
+            .nodes
+            .get(&to)
+            .cloned()
+            .ok_or_else(|| Unreachable::new(&std::io::Error::other(format!("node {to} is down"))))
+    }
+
+    /// The network factory of replica `id`.
+    pub fn network(&self, id: u64) -> LocalNetwork {
+        LocalNetwork { router: self.clone(), from: id }
+    }
+}
+
+/// One replica's view of the router.
+pub struct LocalNetwork {
+    router: LocalRouter,
+    from: u64,
+}
+
+impl RaftNetworkFactory<TypeConfig> for LocalNetwork {
+    type Network = LocalConnection;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> LocalConnection {
+        LocalConnection { router: self.router.clone(), from: self.from, to: target }
+    }
+}
+
+pub struct LocalConnection {
+    router: LocalRouter,
+    from: u64,
+    to: u64,
+}
+
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+
+impl LocalConnection {
+    fn target(&self) -> Result<Raft, Unreachable> {
+        self.router.reach(self.from, self.to)
+    }
+}
+
+impl RaftNetwork<TypeConfig> for LocalConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>> {
+        let raft = self.target().map_err(RPCError::Unreachable)?;
+        let resp = raft.append_entries(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
+        // A reply can be lost too: check the link again on the way back.
+        self.target().map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e.to_string()))))?;
+        Ok(resp)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
+        let raft = self.target().map_err(RPCError::Unreachable)?;
+        raft.install_snapshot(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<u64>, _option: RPCOption) -> RpcResult<VoteResponse<u64>> {
+        let raft = self.target().map_err(RPCError::Unreachable)?;
+        raft.vote(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
