@@ -8,8 +8,12 @@
 //!
 //! Code map: [`log_store`] (the log in its own SQLite file), [`state_machine`] (the store as
 //! state machine; snapshots as `VACUUM INTO` copies sent in chunks), [`network`] (the in-process
-//! fault-injecting transport used by tests), [`replica`] (starting a replica, writes, reads).
+//! fault-injecting transport used by tests), [`grpc`] (the mTLS gRPC transport between replicas),
+//! [`forward`] (followers reaching the leader for clients), [`replica`] (starting a replica,
+//! writes, reads).
 
+pub mod forward;
+pub mod grpc;
 pub mod log_store;
 pub mod network;
 pub mod replica;
@@ -18,6 +22,8 @@ pub mod state_machine;
 use metamesh_core::{CommandError, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
 
+pub use forward::Forwarder;
+pub use grpc::{GrpcNetwork, RaftGrpc};
 pub use log_store::LogStore;
 pub use replica::{ReadConsistency, ReadError, Replica, ReplicaOptions, WriteError};
 pub use state_machine::{SharedStore, StateMachine};

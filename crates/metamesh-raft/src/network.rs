@@ -16,7 +16,10 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 
-use crate::{Raft, TypeConfig};
+use metamesh_core::Proposal;
+
+use crate::forward::{BoxFuture, Forwarder};
+use crate::{ApplyReply, Raft, ReadError, TypeConfig, WriteError};
 
 #[derive(Default)]
 struct Inner {
@@ -80,6 +83,10 @@ impl LocalRouter {
             .ok_or_else(|| Unreachable::new(&std::io::Error::other(format!("node {to} is down"))))
     }
 
+    fn node(&self, id: u64) -> Option<Raft> {
+        self.inner.lock().expect("router poisoned").nodes.get(&id).cloned()
+    }
+
     /// The network factory of replica `id`.
     pub fn network(&self, id: u64) -> LocalNetwork {
         LocalNetwork { router: self.clone(), from: id }
@@ -139,5 +146,24 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
     async fn vote(&mut self, rpc: VoteRequest<u64>, _option: RPCOption) -> RpcResult<VoteResponse<u64>> {
         let raft = self.target().map_err(RPCError::Unreachable)?;
         raft.vote(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+    }
+}
+
+impl Forwarder for LocalRouter {
+    fn forward(&self, leader: u64, _addr: String, proposal: Proposal) -> BoxFuture<Result<ApplyReply, WriteError>> {
+        let router = self.clone();
+        Box::pin(async move {
+            let raft = router.node(leader).ok_or_else(|| WriteError::Raft(format!("node {leader} is down")))?;
+            raft.client_write(proposal).await.map(|r| r.data).map_err(crate::replica::write_error)
+        })
+    }
+
+    fn read_index(&self, leader: u64, _addr: String) -> BoxFuture<Result<u64, ReadError>> {
+        let router = self.clone();
+        Box::pin(async move {
+            let raft = router.node(leader).ok_or_else(|| ReadError::Raft(format!("node {leader} is down")))?;
+            let log_id = raft.ensure_linearizable().await.map_err(crate::replica::read_error)?;
+            Ok(log_id.map(|l| l.index).unwrap_or(0))
+        })
     }
 }

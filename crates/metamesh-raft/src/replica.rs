@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use metamesh_core::Proposal;
 use metamesh_store::{Store, StoreOptions};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, RaftNetworkFactory, SnapshotPolicy};
 
+use crate::forward::Forwarder;
 use crate::log_store::LogStore;
 use crate::state_machine::{SharedStore, StateMachine};
 use crate::{ApplyReply, Raft, TypeConfig};
@@ -80,6 +81,9 @@ pub struct Replica {
     pub raft: Raft,
     shared: Arc<SharedStore>,
     dir: PathBuf,
+    /// How to reach the leader for clients of this replica; without one, a follower answers
+    /// `NotLeader` and the client retries at the leader.
+    forwarder: Option<Arc<dyn Forwarder>>,
 }
 
 impl Replica {
@@ -106,7 +110,13 @@ impl Replica {
         let raft = Raft::new(id, Arc::new(config), network, log, StateMachine::new(shared.clone()))
             .await
             .map_err(std::io::Error::other)?;
-        Ok(Replica { id, raft, shared, dir: dir.to_owned() })
+        Ok(Replica { id, raft, shared, dir: dir.to_owned(), forwarder: None })
+    }
+
+    /// Lets this replica forward writes and read-index requests to the leader.
+    pub fn with_forwarder(mut self, forwarder: Arc<dyn Forwarder>) -> Replica {
+        self.forwarder = Some(forwarder);
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -120,24 +130,36 @@ impl Replica {
 
     /// Proposes a command; returns once it is committed and applied here (the leader).
     pub async fn write(&self, proposal: Proposal) -> Result<ApplyReply, WriteError> {
-        match self.raft.client_write(proposal).await {
+        match self.raft.client_write(proposal.clone()).await {
             Ok(resp) => Ok(resp.data),
-            Err(e) => Err(write_error(e)),
+            Err(e) => match (write_error(e), &self.forwarder) {
+                (WriteError::NotLeader { leader: Some(leader), leader_addr: Some(addr) }, Some(f)) => {
+                    f.forward(leader, addr, proposal).await
+                }
+                (e, _) => Err(e),
+            },
         }
     }
 
     /// The store, once it is fresh enough for `consistency`.
     pub async fn read(&self, consistency: ReadConsistency) -> Result<Arc<Store>, ReadError> {
         match consistency {
-            ReadConsistency::Linearizable => {
-                self.raft.ensure_linearizable().await.map_err(|e| match e.forward_to_leader() {
-                    Some(f) => ReadError::NotLeader {
-                        leader: f.leader_id,
-                        leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()),
-                    },
-                    None => ReadError::Raft(e.to_string()),
-                })?;
-            }
+            ReadConsistency::Linearizable => match self.raft.ensure_linearizable().await.map_err(read_error) {
+                Ok(_) => {}
+                Err(ReadError::NotLeader { leader: Some(leader), leader_addr: Some(addr) })
+                    if self.forwarder.is_some() =>
+                {
+                    // Read index from the leader, then wait until this replica has applied it.
+                    let f = self.forwarder.as_ref().expect("checked");
+                    let index = f.read_index(leader, addr).await?;
+                    self.raft
+                        .wait(Some(Duration::from_secs(5)))
+                        .applied_index_at_least(Some(index), "read index")
+                        .await
+                        .map_err(|e| ReadError::Raft(e.to_string()))?;
+                }
+                Err(e) => return Err(e),
+            },
             ReadConsistency::MinRevision(wanted) => {
                 let wait = Duration::from_secs(2);
                 if let Err(e) = self.raft.wait(Some(wait)).applied_index_at_least(Some(wanted), "min_revision").await {
@@ -184,7 +206,16 @@ impl Replica {
     }
 }
 
-fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> WriteError {
+pub(crate) fn read_error(e: RaftError<u64, CheckIsLeaderError<u64, BasicNode>>) -> ReadError {
+    match e.forward_to_leader() {
+        Some(f) => {
+            ReadError::NotLeader { leader: f.leader_id, leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()) }
+        }
+        None => ReadError::Raft(e.to_string()),
+    }
+}
+
+pub(crate) fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> WriteError {
     match e.forward_to_leader() {
         Some(f) => {
             WriteError::NotLeader { leader: f.leader_id, leader_addr: f.leader_node.as_ref().map(|n| n.addr.clone()) }
