@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use forward::Forwarder;
 pub use grpc::{GrpcNetwork, RaftGrpc};
 pub use log_store::LogStore;
-pub use replica::{ReadConsistency, ReadError, Replica, ReplicaOptions, WriteError};
+pub use replica::{ReadConsistency, ReadError, Replica, ReplicaOptions, ReplicaStatus, WriteError};
 pub use state_machine::{SharedStore, StateMachine};
 
 openraft::declare_raft_types!(

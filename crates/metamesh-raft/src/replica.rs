@@ -75,6 +75,19 @@ pub enum ReadError {
     Raft(String),
 }
 
+/// A replica's view of its group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub id: u64,
+    pub leader: Option<u64>,
+    pub is_leader: bool,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
 /// A running replica.
 pub struct Replica {
     pub id: u64,
@@ -126,6 +139,31 @@ impl Replica {
     /// Makes this replica the first member of a new group with these voters.
     pub async fn initialize(&self, members: BTreeMap<u64, BasicNode>) -> Result<(), WriteError> {
         self.raft.initialize(members).await.map_err(|e| WriteError::Raft(e.to_string()))
+    }
+
+    /// Initializes a new group with these voters (id, Raft address) unless this replica already
+    /// belongs to one; returns whether it initialized. Safe to call on every start.
+    pub async fn bootstrap(&self, voters: &[(u64, String)]) -> Result<bool, WriteError> {
+        if self.raft.is_initialized().await.map_err(|e| WriteError::Raft(e.to_string()))? {
+            return Ok(false);
+        }
+        let members = voters.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+        self.initialize(members).await.map(|_| true)
+    }
+
+    /// Who leads, as this replica knows it, and what it has applied: for status pages.
+    pub fn status(&self) -> ReplicaStatus {
+        let m = self.raft.metrics().borrow().clone();
+        ReplicaStatus {
+            id: m.id,
+            leader: m.current_leader,
+            is_leader: m.state == openraft::ServerState::Leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+            voters: m.membership_config.membership().voter_ids().collect(),
+            learners: m.membership_config.membership().learner_ids().collect(),
+        }
     }
 
     /// Proposes a command; returns once it is committed and applied here (the leader).

@@ -4,8 +4,13 @@
 //!   real SQLite file, loads the example pipeline and shows lineage, search and as-of reads;
 //!   it grows into the whole mesh (router + shard groups) as those parts land.
 //! - `metamesh store …`: direct access to one shard's SQLite file, for operators and tests.
+//! - `metamesh node --config FILE`: one replica of a shard group (Raft over mTLS gRPC).
+//! - `metamesh certs …`: a mesh CA and node, router and client certificates.
 
+mod api;
+mod certs_cmd;
 mod dev;
+mod node_cmd;
 mod store_cmd;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +28,10 @@ enum Cmd {
     Dev(dev::DevArgs),
     /// Work on one shard's SQLite file directly.
     Store(store_cmd::StoreArgs),
+    /// Run one replica of a shard group.
+    Node(node_cmd::NodeArgs),
+    /// Create a mesh CA and certificates for nodes, routers and clients.
+    Certs(certs_cmd::CertsArgs),
 }
 
 #[tokio::main]
@@ -35,6 +44,8 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Cmd::Dev(args) => dev::run(args).await,
         Cmd::Store(args) => store_cmd::run(args).await,
+        Cmd::Node(args) => node_cmd::run(args).await,
+        Cmd::Certs(args) => certs_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

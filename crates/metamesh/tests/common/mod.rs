@@ -1,0 +1,145 @@
+//! Real `metamesh` processes on 127.0.0.1 ports: certificates from `metamesh certs`, one TOML
+//! file per node, and kill/restart. Processes are killed when the fixture is dropped.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_metamesh")
+}
+
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Runs `metamesh certs` into `dir`.
+pub fn certs(dir: &Path, args: &[&str]) {
+    let out = Command::new(bin()).arg("certs").arg("--dir").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "metamesh certs failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub struct NodeProc {
+    pub id: u64,
+    pub config: PathBuf,
+    pub client: SocketAddr,
+    pub raft: SocketAddr,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.config.with_extension("log")).unwrap();
+        let child = Command::new(bin())
+            .arg("node")
+            .arg("--config")
+            .arg(&self.config)
+            .env("METAMESH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.config.with_extension("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct ProcessGroup {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+}
+
+impl ProcessGroup {
+    /// Writes certificates and configurations for `n` replicas of group `s1` and starts them.
+    pub fn start(n: u64) -> ProcessGroup {
+        let dir = tempfile::tempdir().unwrap();
+        let certs_dir = dir.path().join("certs");
+        let mut args: Vec<String> = (1..=n).flat_map(|i| ["--node".to_owned(), format!("node-{i}")]).collect();
+        args.extend(["--client".to_owned(), "alice".to_owned(), "--trust-domain".to_owned(), "test.mesh".to_owned()]);
+        certs(&certs_dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let addrs: Vec<(SocketAddr, SocketAddr)> = (0..n).map(|_| (free_addr(), free_addr())).collect();
+        let peers: String = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, (client, raft))| {
+                format!("[[peers]]\nid = {}\nraft_addr = \"{raft}\"\nclient_addr = \"{client}\"\n", i + 1)
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (client, raft)) in addrs.iter().enumerate() {
+            let id = i as u64 + 1;
+            let config = dir.path().join(format!("node-{id}.toml"));
+            let text = format!(
+                "[node]\nid = {id}\nshard_group = \"s1\"\ndata_dir = \"{data}\"\n\n\
+                 [listen]\nclient = \"{client}\"\nraft = \"{raft}\"\nmetrics = \"off\"\n\n\
+                 [tls]\nca = \"{c}/ca.pem\"\ncert = \"{c}/node-{id}.pem\"\nkey = \"{c}/node-{id}.key\"\n\
+                 trust_domain = \"test.mesh\"\n\n\
+                 [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n\n{peers}",
+                data = dir.path().join(format!("data-{id}")).display(),
+                c = certs_dir.display(),
+            );
+            std::fs::write(&config, text).unwrap();
+            let mut node = NodeProc { id, config, client: *client, raft: *raft, child: None };
+            node.start();
+            nodes.push(node);
+        }
+        ProcessGroup { dir, nodes }
+    }
+
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// mTLS client configuration for the named client certificate.
+    pub fn client_tls(&self, name: &str) -> Arc<rustls::ClientConfig> {
+        let c = self.certs_dir();
+        metamesh_tls::Credentials::load(
+            &c.join("ca.pem"),
+            &c.join(format!("{name}.pem")),
+            &c.join(format!("{name}.key")),
+        )
+        .unwrap()
+        .client_config()
+        .unwrap()
+    }
+
+    /// Waits until the node's client listener answers a health check over mTLS.
+    pub async fn wait_serving(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(ch) = metamesh_tls::connect(self.nodes[i].client, self.client_tls("alice"), "127.0.0.1").await {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+                if let Ok(r) = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await {
+                    assert_eq!(
+                        r.into_inner().status,
+                        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                    );
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "node {} never served; log:\n{}", self.nodes[i].id, self.nodes[i].log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
