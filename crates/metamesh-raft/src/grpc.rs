@@ -88,18 +88,63 @@ impl RaftService for RaftGrpc {
     }
 }
 
+/// Links cut on purpose, for partition tests over the real transport: an RPC from `a` to `b`
+/// fails as unreachable while `(a, b)` is in the set. Shared by the replicas of a test group.
+#[derive(Clone, Default)]
+pub struct Faults {
+    cut: Arc<Mutex<std::collections::HashSet<(u64, u64)>>>,
+}
+
+impl Faults {
+    /// Cuts every link between a node of `a` and a node of `b`, both ways.
+    pub fn partition(&self, a: &[u64], b: &[u64]) {
+        let mut cut = self.cut.lock().expect("faults poisoned");
+        for &x in a {
+            for &y in b {
+                cut.insert((x, y));
+                cut.insert((y, x));
+            }
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.lock().expect("faults poisoned").clear();
+    }
+
+    fn is_cut(&self, from: u64, to: u64) -> bool {
+        self.cut.lock().expect("faults poisoned").contains(&(from, to))
+    }
+}
+
 /// Connects a replica to its peers.
 #[derive(Clone)]
 pub struct GrpcNetwork {
     tls: Arc<rustls::ClientConfig>,
     /// One lazily connected channel per peer address, shared by all RPC kinds.
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// This replica's id and injected faults (tests only).
+    faults: Option<(u64, Faults)>,
 }
 
 impl GrpcNetwork {
     /// `tls` is the replica's node identity (client certificate) and the mesh roots.
     pub fn new(tls: Arc<rustls::ClientConfig>) -> GrpcNetwork {
-        GrpcNetwork { tls, channels: Arc::new(Mutex::new(HashMap::new())) }
+        GrpcNetwork { tls, channels: Arc::new(Mutex::new(HashMap::new())), faults: None }
+    }
+
+    /// Subjects replica `me`'s outgoing RPCs to `faults`.
+    pub fn with_faults(mut self, me: u64, faults: Faults) -> GrpcNetwork {
+        self.faults = Some((me, faults));
+        self
+    }
+
+    fn check(&self, to: u64) -> Result<(), Unreachable> {
+        match &self.faults {
+            Some((me, f)) if f.is_cut(*me, to) => {
+                Err(Unreachable::new(&std::io::Error::other(format!("link {me} -> {to} is cut"))))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn client(&self, addr: &str) -> Result<RaftServiceClient<Channel>, Unreachable> {
@@ -149,6 +194,7 @@ impl GrpcConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        self.network.check(self.target).map_err(RPCError::Unreachable)?;
         let mut client = self.network.client(&self.addr).map_err(RPCError::Unreachable)?;
         let payload = serde_json::to_vec(rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let request = Request::new(RaftPayload { json: payload });
@@ -164,6 +210,8 @@ impl GrpcConnection {
             Ok(Err(status)) => return Err(RPCError::Unreachable(Unreachable::new(&status))),
             Ok(Ok(reply)) => reply.into_inner(),
         };
+        // A link cut while the call was in flight loses the reply too.
+        self.network.check(self.target).map_err(RPCError::Unreachable)?;
         let result: Result<Resp, RaftError<u64, E>> =
             serde_json::from_slice(&reply.json).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -200,9 +248,10 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
 }
 
 impl Forwarder for GrpcNetwork {
-    fn forward(&self, _leader: u64, addr: String, proposal: Proposal) -> BoxFuture<Result<ApplyReply, WriteError>> {
+    fn forward(&self, leader: u64, addr: String, proposal: Proposal) -> BoxFuture<Result<ApplyReply, WriteError>> {
         let network = self.clone();
         Box::pin(async move {
+            network.check(leader).map_err(|e| WriteError::Raft(e.to_string()))?;
             let mut client = network.client(&addr).map_err(|e| WriteError::Raft(e.to_string()))?;
             let payload = encode(&proposal).map_err(|e| WriteError::Raft(e.to_string()))?;
             let reply = client.forward(payload).await.map_err(|s| WriteError::Raft(format!("forwarding: {s}")))?;
@@ -212,9 +261,10 @@ impl Forwarder for GrpcNetwork {
         })
     }
 
-    fn read_index(&self, _leader: u64, addr: String) -> BoxFuture<Result<u64, ReadError>> {
+    fn read_index(&self, leader: u64, addr: String) -> BoxFuture<Result<u64, ReadError>> {
         let network = self.clone();
         Box::pin(async move {
+            network.check(leader).map_err(|e| ReadError::Raft(e.to_string()))?;
             let mut client = network.client(&addr).map_err(|e| ReadError::Raft(e.to_string()))?;
             let payload = encode(&()).map_err(|e| ReadError::Raft(e.to_string()))?;
             let reply = client.read_index(payload).await.map_err(|s| ReadError::Raft(format!("read index: {s}")))?;

@@ -23,7 +23,7 @@ use metamesh_core::{CommandError, Outcome, Proposal};
 use serde::{Deserialize, Serialize};
 
 pub use forward::Forwarder;
-pub use grpc::{GrpcNetwork, RaftGrpc};
+pub use grpc::{Faults, GrpcNetwork, RaftGrpc};
 pub use log_store::LogStore;
 pub use replica::{ReadConsistency, ReadError, Replica, ReplicaOptions, ReplicaStatus, WriteError};
 pub use state_machine::{SharedStore, StateMachine};

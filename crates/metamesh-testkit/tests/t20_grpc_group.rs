@@ -1,0 +1,120 @@
+//! Shard groups over the real transport (gRPC, mutual TLS, 127.0.0.1): replication through any
+//! replica, leader loss under write load, partitions, and the Raft listener's peer policy.
+
+use std::time::{Duration, Instant};
+
+use metamesh_core::{Command, EntitySpec, EntityUrn, TenantId};
+use metamesh_raft::ReadConsistency;
+use metamesh_testkit::ShardGroup;
+use metamesh_tls::Role;
+
+fn tenant() -> Command {
+    Command::CreateTenant { tenant: TenantId::new("acme").unwrap() }
+}
+
+fn dataset(i: usize) -> EntityUrn {
+    format!("mm://acme/dataset/d{i:05}").parse().unwrap()
+}
+
+fn put(i: usize) -> Command {
+    let mut spec = EntitySpec::new(dataset(i));
+    spec.properties = serde_json::json!({ "i": i });
+    Command::PutEntity(spec)
+}
+
+async fn present(g: &ShardGroup, id: u64, i: usize) -> bool {
+    g.replica(id).local_store().get_entity(&dataset(i).unversioned(), None).await.unwrap().is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_any_replica_and_linearizable_follower_reads() {
+    let mut g = ShardGroup::start(3).await;
+    let leader = g.wait_for_leader().await;
+    let follower = g.others(leader)[0];
+    g.write_via(follower, tenant()).await;
+    let mut last = 0;
+    for i in 0..10 {
+        last = g.write_via(follower, put(i)).await;
+    }
+    // A linearizable read at the follower sees what it just acknowledged.
+    let store = g.replica(follower).read(ReadConsistency::Linearizable).await.unwrap();
+    assert!(store.get_entity(&dataset(9).unversioned(), None).await.unwrap().is_some());
+    g.wait_applied(last).await;
+    g.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_under_write_load_loses_no_acknowledged_write() {
+    let mut g = ShardGroup::start(3).await;
+    g.write(tenant()).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        g.write(put(i)).await;
+        acknowledged.push(i);
+    }
+    let old = g.wait_for_leader().await;
+    g.kill(old).await;
+    let killed = Instant::now();
+    let survivor = g.ids()[0];
+    g.write_via(survivor, put(10)).await;
+    acknowledged.push(10);
+    eprintln!("failover: first acknowledged write {:?} after the kill", killed.elapsed());
+    let mut last = 0;
+    for i in 11..30 {
+        last = g.write_via(survivor, put(i)).await;
+        acknowledged.push(i);
+    }
+    g.restart(old).await;
+    g.wait_applied(last).await;
+    for id in g.ids() {
+        for &i in &acknowledged {
+            assert!(present(&g, id, i).await, "replica {id} lost acknowledged write d{i}");
+        }
+    }
+    g.assert_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_cannot_commit_and_all_converge_after_healing() {
+    let mut g = ShardGroup::start(3).await;
+    g.write(tenant()).await;
+    let old = g.wait_for_leader().await;
+    let majority = g.others(old);
+    g.partition(&[old], &majority);
+
+    let p = g.proposal(put(1));
+    let stranded = tokio::time::timeout(Duration::from_millis(1500), g.replica(old).write(p)).await;
+    assert!(!matches!(stranded, Ok(Ok(_))), "the minority acknowledged a write: {stranded:?}");
+
+    // The majority goes on without it.
+    let revision = g.write_via(majority[0], put(2)).await;
+    assert!(!present(&g, old, 2).await);
+
+    g.heal();
+    g.wait_applied(revision).await;
+    g.assert_converged().await;
+    for id in g.ids() {
+        assert!(!present(&g, id, 1).await, "an unacknowledged minority write survived on {id}");
+        assert!(present(&g, id, 2).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_listener_serves_nodes_only() {
+    let g = ShardGroup::start(1).await;
+    let payload = || metamesh_proto::raft::v1::RaftPayload { json: b"null".to_vec() };
+    for (role, name) in [(Role::Client, "intruder"), (Role::Router, "router-1")] {
+        let creds = g.credentials(role, name);
+        let outcome = match metamesh_tls::connect(g.addr(1), creds.client_config().unwrap(), "127.0.0.1").await {
+            Err(_) => None,
+            Ok(ch) => Some(
+                metamesh_proto::raft::v1::raft_service_client::RaftServiceClient::new(ch).read_index(payload()).await,
+            ),
+        };
+        assert!(!matches!(outcome, Some(Ok(_))), "a {role:?} certificate reached the raft service");
+    }
+    let node = g.credentials(Role::Node, "node-9");
+    let ch = metamesh_tls::connect(g.addr(1), node.client_config().unwrap(), "127.0.0.1").await.unwrap();
+    let mut raft = metamesh_proto::raft::v1::raft_service_client::RaftServiceClient::new(ch);
+    assert!(raft.read_index(payload()).await.is_ok());
+}
