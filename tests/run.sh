@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 cargo test --workspace --locked "$@"
 
-# The store benchmark in smoke mode: proves the bench still builds and runs (figures printed,
-# nothing asserted about speed).
+# The benchmarks in smoke mode: proves they still build and run (figures printed, nothing
+# asserted about speed).
 METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-store --bench store --locked
+METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-testkit --bench replicated --locked

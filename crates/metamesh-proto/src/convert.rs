@@ -46,14 +46,9 @@ fn code_name(code: ErrorCode) -> &'static str {
 /// A refused command as a gRPC status: the code of its category, its message, and an
 /// `ErrorDetails` in the status details naming the field.
 pub fn status(err: &CommandError) -> tonic::Status {
-    let message = err.to_string();
-    let details = v1::ErrorDetails {
-        errors: vec![v1::ErrorDetail {
-            code: code_name(err.code()).to_owned(),
-            field: err.field().unwrap_or_default().to_owned(),
-            message: message.clone(),
-        }],
-    };
+    let detail = error_detail(err);
+    let message = detail.message.clone();
+    let details = v1::ErrorDetails { errors: vec![detail] };
     tonic::Status::with_details(grpc_code(err.code()), message, details.encode_to_vec().into())
 }
 
@@ -318,5 +313,269 @@ pub fn schema_version_to_wire(s: &metamesh_core::schema::SchemaVersion) -> v1::S
         created_at_ms: s.created_at_ms,
         created_by: s.created_by.clone(),
         revision: s.revision,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Used by the node's gRPC services (`metamesh-node`). The store's own result types (search hits,
+// change-feed rows, expansions) are passed in as their parts: this crate does not depend on the
+// store, so that the wire layer stays usable by clients that never open a shard.
+// ---------------------------------------------------------------------------------------------
+
+/// Names the element a stateless refusal came from: `entities[2]` turns a `tags` error into one
+/// about `entities[2].tags`. A URN error, which names no field of its own, becomes one about
+/// `<prefix>.urn`.
+pub fn in_element(prefix: &str, err: CommandError) -> CommandError {
+    match err {
+        CommandError::InvalidField { field, reason } => {
+            CommandError::InvalidField { field: format!("{prefix}.{field}"), reason }
+        }
+        CommandError::TooLarge { field, limit, actual } => {
+            CommandError::TooLarge { field: format!("{prefix}.{field}"), limit, actual }
+        }
+        CommandError::InvalidUrn(e) => invalid(&format!("{prefix}.urn"), e.to_string()),
+        other => other,
+    }
+}
+
+/// A URN, with or without `@<version>`, from a wire field; a parse failure names `field`.
+pub fn urn_at(field: &str, s: &str) -> Result<Urn, CommandError> {
+    Urn::parse(s).map_err(|e| invalid(field, e.to_string()))
+}
+
+/// An unversioned URN from a wire field; a parse failure or a version names `field`.
+pub fn entity_urn_at(field: &str, s: &str) -> Result<EntityUrn, CommandError> {
+    let urn = urn_at(field, s)?;
+    if urn.version.is_some() {
+        return Err(invalid(field, format!("`{s}`: a version is not allowed here")));
+    }
+    Ok(urn.entity)
+}
+
+/// A tenant name from a wire field (required).
+pub fn tenant_id(field: &str, s: &str) -> Result<TenantId, CommandError> {
+    tenant(field, s)
+}
+
+/// A type name from a wire field (required).
+pub fn required_type_name(field: &str, s: &str) -> Result<TypeName, CommandError> {
+    type_name(field, s)?.ok_or_else(|| invalid(field, "must not be empty"))
+}
+
+/// Tenant names from a repeated wire field; an error names the element (`tenants[1]`).
+pub fn tenant_ids(field: &str, names: &[String]) -> Result<Vec<TenantId>, CommandError> {
+    names.iter().enumerate().map(|(i, n)| tenant(&format!("{field}[{i}]"), n)).collect()
+}
+
+/// Entity kinds from a repeated wire field; an error names the element (`kinds[0]`).
+pub fn kinds(field: &str, names: &[String]) -> Result<Vec<Kind>, CommandError> {
+    names.iter().enumerate().map(|(i, k)| kind(&format!("{field}[{i}]"), k)).collect()
+}
+
+/// Edge kinds from a repeated wire field; an error names the element (`kinds[0]`).
+pub fn edge_kinds(field: &str, names: &[String]) -> Result<Vec<EdgeKind>, CommandError> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            k.parse::<EdgeKind>().map_err(|_| invalid(&format!("{field}[{i}]"), format!("unknown edge kind `{k}`")))
+        })
+        .collect()
+}
+
+/// The entity writes of a `PutEntities` batch; an error names the element (`entities[3].urn`).
+pub fn entity_specs(items: &[v1::PutEntityRequest]) -> Result<Vec<EntitySpec>, CommandError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let prefix = format!("entities[{i}]");
+            if !item.request_id.is_empty() {
+                return Err(invalid(&format!("{prefix}.request_id"), "must be empty: the batch has one request id"));
+            }
+            entity_spec(item).map_err(|e| in_element(&prefix, e))
+        })
+        .collect()
+}
+
+/// The edges of an `AddEdges`/`RemoveEdges` request; an error names the element and, for URNs,
+/// which end (`edges[1].to_urn`).
+pub fn edge_specs(edges: &[v1::EdgeSpec]) -> Result<Vec<EdgeSpec>, CommandError> {
+    edges
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let prefix = format!("edges[{i}]");
+            urn_at(&format!("{prefix}.from_urn"), &e.from_urn)?;
+            urn_at(&format!("{prefix}.to_urn"), &e.to_urn)?;
+            edge_spec(e).map_err(|err| in_element(&prefix, err))
+        })
+        .collect()
+}
+
+/// The candidate of a `CheckCompatibility` dry run, checked like a registration.
+pub fn check_schema_spec(r: &v1::CheckCompatibilityRequest) -> Result<SchemaSpec, CommandError> {
+    schema_spec(&v1::RegisterSchemaRequest {
+        request_id: String::new(),
+        tenant: r.tenant.clone(),
+        type_name: r.type_name.clone(),
+        base_kind: r.base_kind.clone(),
+        schema_json: r.schema_json.clone(),
+        compatibility: r.compatibility,
+        migration: r.migration.clone(),
+    })
+}
+
+/// One refusal as the machine-readable detail clients read (also inside [`status`]).
+pub fn error_detail(err: &CommandError) -> v1::ErrorDetail {
+    v1::ErrorDetail {
+        code: code_name(err.code()).to_owned(),
+        field: err.field().unwrap_or_default().to_owned(),
+        message: err.to_string(),
+    }
+}
+
+/// What a search asks for, split into what the store filters on (`filter`: at most one tenant
+/// and one kind) and the sets it cannot express (`tenants`, `kinds`: checked on each hit when
+/// they hold more than one value; empty = no restriction).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchScope {
+    pub filter: ListFilter,
+    pub tenants: Vec<TenantId>,
+    pub kinds: Vec<Kind>,
+}
+
+impl SearchScope {
+    /// Whether a hit passes the filters the store could not apply.
+    pub fn admits(&self, e: &EntityVersion) -> bool {
+        (self.tenants.is_empty() || self.tenants.contains(e.urn.tenant()))
+            && (self.kinds.is_empty() || self.kinds.contains(&e.urn.kind()))
+    }
+}
+
+pub fn search_scope(r: &v1::SearchRequest) -> Result<SearchScope, CommandError> {
+    let tenants = tenant_ids("tenants", &r.tenants)?;
+    let kinds = kinds("kinds", &r.kinds)?;
+    let filter = ListFilter {
+        tenant: if tenants.len() == 1 { tenants.first().cloned() } else { None },
+        kind: if kinds.len() == 1 { kinds.first().copied() } else { None },
+        type_name: type_name("type_name", &r.type_name)?,
+        tags: r.tags.clone(),
+        owner: opt(&r.owner),
+        status: None,
+        properties: Vec::new(),
+        include_deleted: r.include_deleted,
+    };
+    Ok(SearchScope { filter, tenants, kinds })
+}
+
+/// A search hit. The store ranks with bm25 (lower is better); the wire promises "higher is
+/// better", so the score is negated. The store marks matches with `«…»`; the wire snippet is
+/// plain text, so the marks are removed.
+pub fn search_hit_to_wire(entity: &EntityVersion, bm25: f64, snippet: &str) -> v1::SearchHit {
+    v1::SearchHit { entity: Some(entity_to_wire(entity)), score: -bm25, snippet: snippet.replace(['«', '»'], "") }
+}
+
+/// A tenant as the store's tenant list knows it: its name. Display name, description and owner
+/// are not stored yet; the creation fields are filled by callers that know them.
+pub fn tenant_to_wire(name: &TenantId, shard_group: &str) -> v1::Tenant {
+    v1::Tenant { name: name.to_string(), shard_group: shard_group.to_owned(), ..Default::default() }
+}
+
+/// The wire kind of a change-feed row's `change` column; `None` for a value this version does
+/// not know (a newer store), which callers skip rather than misreport.
+pub fn change_kind(change: &str) -> Option<v1::ChangeKind> {
+    Some(match change {
+        "entity_version" => v1::ChangeKind::EntityVersion,
+        "entity_deleted" => v1::ChangeKind::EntityDeleted,
+        "edge_added" => v1::ChangeKind::EdgeAdded,
+        "edge_removed" => v1::ChangeKind::EdgeRemoved,
+        "document" => v1::ChangeKind::Document,
+        "schema" => v1::ChangeKind::Schema,
+        "tenant" => v1::ChangeKind::Tenant,
+        _ => return None,
+    })
+}
+
+/// The change kinds a watch asks for; unspecified and unknown values are refused, naming the
+/// element (`changes[1]`).
+pub fn change_kinds(field: &str, values: &[i32]) -> Result<Vec<v1::ChangeKind>, CommandError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| match v1::ChangeKind::try_from(v) {
+            Ok(v1::ChangeKind::Unspecified) => Err(invalid(&format!("{field}[{i}]"), "must not be unspecified")),
+            Ok(k) => Ok(k),
+            Err(_) => Err(invalid(&format!("{field}[{i}]"), format!("unknown change kind {v}"))),
+        })
+        .collect()
+}
+
+/// A change-feed row as a wire event, without its payload (the feed row does not carry one; the
+/// caller reads it from the store) and without `revision_end` (which depends on its neighbours).
+pub fn change_event(revision: u64, tenant: &str, urn: &str, change: v1::ChangeKind, shard: &str) -> v1::ChangeEvent {
+    v1::ChangeEvent {
+        revision,
+        time_ms: 0,
+        tenant: tenant.to_owned(),
+        urn: urn.to_owned(),
+        change: change as i32,
+        payload: None,
+        shard: shard.to_owned(),
+        revision_end: false,
+    }
+}
+
+/// A node of an expansion. `entity` is the node's state at the read point when this shard owns
+/// it; a node of another shard carries only what its URN says.
+pub fn lineage_node(urn: &EntityUrn, depth: u32, entity: Option<&EntityVersion>) -> v1::LineageNode {
+    v1::LineageNode {
+        urn: urn.to_string(),
+        tenant: urn.tenant().to_string(),
+        kind: urn.kind().to_string(),
+        name: urn.name().to_owned(),
+        placeholder: false,
+        depth,
+        type_name: entity.and_then(|e| e.type_name.as_ref()).map(|t| t.to_string()).unwrap_or_default(),
+        status: entity.and_then(|e| e.status.clone()).unwrap_or_default(),
+        deleted: entity.is_some_and(|e| e.deleted),
+    }
+}
+
+/// A partial reason with a stable code.
+pub fn partial_reason(code: &str, detail: impl Into<String>, shard: &str) -> v1::PartialReason {
+    v1::PartialReason { code: code.to_owned(), detail: detail.into(), shard: shard.to_owned() }
+}
+
+/// A one-shard expansion as the wire reply: nodes ordered by depth then URN; `truncated` (the
+/// node limit stopped the walk) and a non-empty remote frontier (nodes another shard must
+/// expand) both make the answer partial, each with its reason.
+pub fn expansion_to_wire(
+    nodes: &[(EntityUrn, u32)],
+    edges: &[Edge],
+    remote_frontier: &[EntityUrn],
+    truncated: bool,
+    entities: &std::collections::HashMap<EntityUrn, EntityVersion>,
+    shard: &str,
+) -> v1::ExpandReply {
+    let mut sorted: Vec<&(EntityUrn, u32)> = nodes.iter().collect();
+    sorted.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.to_string().cmp(&b.0.to_string())));
+    let mut partial_reasons = Vec::new();
+    if truncated {
+        partial_reasons.push(partial_reason("MAX_NODES", "the node limit was reached before the depth limit", shard));
+    }
+    if !remote_frontier.is_empty() {
+        partial_reasons.push(partial_reason(
+            "REMOTE_FRONTIER",
+            format!("{} nodes belong to tenants of other shards; expand them there", remote_frontier.len()),
+            shard,
+        ));
+    }
+    v1::ExpandReply {
+        nodes: sorted.into_iter().map(|(u, d)| lineage_node(u, *d, entities.get(u))).collect(),
+        edges: edges.iter().map(edge_to_wire).collect(),
+        partial: !partial_reasons.is_empty(),
+        partial_reasons,
+        remote_frontier: remote_frontier.iter().map(|u| u.to_string()).collect(),
     }
 }

@@ -1,12 +1,13 @@
-//! The client API services a node serves. Until the `metamesh.v1` services land in their crate,
-//! the client listener offers health and reflection only.
+//! The client API a node serves: the `metamesh.v1` services of `metamesh-node` (audit comes
+//! with the policy layer).
 
 use std::sync::Arc;
 
 use metamesh_config::NodeConfig;
+use metamesh_node::{services, NodeApi};
 use metamesh_raft::Replica;
-use tonic::transport::server::Router;
+use tonic::service::Routes;
 
-pub fn add_services(router: Router, _replica: Arc<Replica>, _config: &NodeConfig) -> Router {
-    router
+pub fn routes(replica: Arc<Replica>, config: &NodeConfig) -> Routes {
+    services(Arc::new(NodeApi::new(replica, config.node.id, config.node.shard_group.clone())))
 }

@@ -1,8 +1,9 @@
 //! `metamesh node --config FILE`: one replica of a shard group.
 //!
 //! Two TLS listeners: the Raft listener (replica-to-replica; node certificates of this mesh
-//! only) and the client listener (any certificate of this mesh; gRPC health and reflection, and
-//! the `metamesh.v1` API as it lands). The replica with the lowest id among the configured
+//! only) and the client listener (any certificate of this mesh: the `metamesh.v1` services,
+//! gRPC health and reflection). Any replica serves clients: followers forward writes to the
+//! leader and take a read index from it for linearizable reads. The replica with the lowest id among the configured
 //! voters bootstraps the group on its first start; the others wait to be contacted.
 
 use std::future::Future;
@@ -92,13 +93,11 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
         .build_v1()?;
     let client_incoming =
         metamesh_tls::incoming(client_listener, creds.server_config(CLIENT_API_ALPN)?, PeerPolicy::AnyMeshMember);
+    let routes = crate::api::routes(replica.clone(), &config).add_service(health_service).add_service(reflection);
     let client_server = tokio::spawn(
-        crate::api::add_services(
-            tonic::transport::Server::builder().add_service(health_service).add_service(reflection),
-            replica.clone(),
-            &config,
-        )
-        .serve_with_incoming_shutdown(client_incoming, stopped(stop_rx.clone())),
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(client_incoming, stopped(stop_rx.clone())),
     );
 
     // The lowest configured voter bootstraps a new group; on later starts this is a no-op.

@@ -1,0 +1,225 @@
+//! LineageService: edge writes as one all-or-nothing batch, one-hop frontiers, and multi-hop
+//! expansion over this shard's edges (the router stitches shards together).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use metamesh_core::command::edge_owner;
+use metamesh_core::{AsOf, Command, Direction, Edge, EdgeSpec, EntityUrn, Outcome, Urn};
+use metamesh_proto::convert;
+use metamesh_proto::v1;
+use metamesh_proto::v1::lineage_service_server::LineageService;
+use metamesh_store::read::MAX_PAGE;
+use tonic::{Request, Response, Status};
+
+use crate::api::{status, NodeApi};
+
+/// Hops an expansion walks when the request says 0.
+pub const DEFAULT_DEPTH: u32 = 5;
+/// Most hops an expansion may ask for.
+pub const MAX_DEPTH: u32 = 50;
+/// Nodes an expansion returns when the request says 0.
+pub const DEFAULT_NODES: u32 = 1_000;
+/// Most nodes an expansion may ask for.
+pub const MAX_NODES: u32 = 10_000;
+/// Time budget of an expansion when the request says 0.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest time budget an expansion gets, whatever it asks: a budget bounds server work.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The edges of a request, checked, with the storing tenant it names (if any) enforced.
+fn edges_of_request(tenant: &str, edges: &[v1::EdgeSpec]) -> Result<Vec<EdgeSpec>, Status> {
+    if edges.is_empty() {
+        return Err(status::invalid("edges", "must not be empty"));
+    }
+    let specs = convert::edge_specs(edges).map_err(status::refused)?;
+    if !tenant.is_empty() {
+        // Which end stores an edge is a rule of the domain (the run or job end, else the
+        // downstream end), not a choice: a request naming another tenant is refused, not
+        // silently stored elsewhere.
+        let tenant = convert::tenant_id("tenant", tenant).map_err(status::refused)?;
+        if let Some((i, owner)) = specs.iter().map(edge_owner).enumerate().find(|(_, owner)| **owner != tenant) {
+            return Err(status::invalid(
+                "tenant",
+                format!("edges[{i}] is stored by tenant `{owner}` (its run or job end, else its downstream end), not `{tenant}`"),
+            ));
+        }
+    }
+    Ok(specs)
+}
+
+/// Whether a stored edge is the one `spec` asked for (an end without a version in the spec
+/// matches any version).
+fn is_stored_as(spec: &EdgeSpec, e: &Edge) -> bool {
+    let end = |want: &Urn, got: &Urn| want.entity == got.entity && want.version.is_none_or(|v| got.version == Some(v));
+    end(&spec.from, &e.from)
+        && end(&spec.to, &e.to)
+        && spec.kind == e.kind
+        && spec.from_column == e.from_column
+        && spec.to_column == e.to_column
+}
+
+/// Parses a frontier; an error names the element (`urns[2]`).
+fn frontier(urns: &[String]) -> Result<Vec<Urn>, Status> {
+    if urns.is_empty() {
+        return Err(status::invalid("urns", "must name at least one urn"));
+    }
+    if urns.len() > MAX_PAGE {
+        return Err(status::invalid("urns", format!("{} urns, over the maximum of {MAX_PAGE}", urns.len())));
+    }
+    urns.iter()
+        .enumerate()
+        .map(|(i, u)| convert::urn_at(&format!("urns[{i}]"), u))
+        .collect::<Result<_, _>>()
+        .map_err(status::refused)
+}
+
+/// A limit from a request: 0 is the default, above the maximum is refused.
+fn limit(field: &str, requested: u32, default: u32, max: u32) -> Result<u32, Status> {
+    match requested {
+        0 => Ok(default),
+        n if n <= max => Ok(n),
+        n => Err(status::invalid(field, format!("{n} is over the maximum of {max}"))),
+    }
+}
+
+#[tonic::async_trait]
+impl LineageService for NodeApi {
+    async fn add_edges(&self, request: Request<v1::AddEdgesRequest>) -> Result<Response<v1::AddEdgesReply>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let specs = edges_of_request(&r.tenant, &r.edges)?;
+        let command = Command::Batch { commands: specs.iter().cloned().map(Command::AddEdge).collect() };
+        let done = self.propose(&caller, &r.request_id, command).await?;
+        // Read the stored edges back (their resolved versions, time and writer) as of the
+        // write's revision: one frontier query for the whole batch.
+        let mut froms: Vec<EntityUrn> = specs.iter().map(|s| s.from.entity.clone()).collect();
+        froms.sort_by_key(|u| u.to_string());
+        froms.dedup();
+        let stored = self
+            .local_store()
+            .edges_of(&froms, Direction::Downstream, &[], Some(AsOf::Revision(done.revision)))
+            .await
+            .map_err(status::store)?;
+        let mut edges = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            // Several live edges can match an end given without a version; the newest is the
+            // one this request wrote or found.
+            let found = stored.iter().filter(|e| is_stored_as(spec, e)).max_by_key(|e| e.revision);
+            let found =
+                found.ok_or_else(|| status::internal(&format!("edges[{i}] was added but cannot be read back")))?;
+            edges.push(convert::edge_to_wire(found));
+        }
+        Ok(Response::new(v1::AddEdgesReply { edges, revision: done.revision }))
+    }
+
+    async fn remove_edges(
+        &self,
+        request: Request<v1::RemoveEdgesRequest>,
+    ) -> Result<Response<v1::RemoveEdgesReply>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let specs = edges_of_request(&r.tenant, &r.edges)?;
+        let command = Command::Batch { commands: specs.into_iter().map(Command::RemoveEdge).collect() };
+        let done = self.propose(&caller, &r.request_id, command).await?;
+        let Outcome::Batch { outcomes } = &done.outcome else {
+            return Err(status::internal(&format!("unexpected outcome {:?} of a batch", done.outcome)));
+        };
+        let removed = outcomes.iter().filter(|o| matches!(o, Outcome::Edge { changed: true })).count() as u64;
+        Ok(Response::new(v1::RemoveEdgesReply { removed, revision: done.revision }))
+    }
+
+    async fn get_edges(&self, request: Request<v1::GetEdgesRequest>) -> Result<Response<v1::GetEdgesReply>, Status> {
+        let _caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let urns = frontier(&r.urns)?;
+        let direction = convert::direction(r.direction).map_err(status::refused)?;
+        let kinds = convert::edge_kinds("kinds", &r.kinds).map_err(status::refused)?;
+        let as_of = convert::as_of(r.as_of.as_ref());
+        let store = self.store(r.consistency.as_ref()).await?;
+        let read_revision = self.read_revision(&store, as_of).await?;
+        let mut entities: Vec<EntityUrn> = urns.iter().map(|u| u.entity.clone()).collect();
+        entities.sort_by_key(|u| u.to_string());
+        entities.dedup();
+        let mut edges = store.edges_of(&entities, direction, &kinds, as_of).await.map_err(status::store)?;
+        if urns.iter().any(|u| u.version.is_some()) {
+            edges.retain(|e| urns.iter().any(|u| touches(u, direction, e)));
+        }
+        Ok(Response::new(v1::GetEdgesReply {
+            edges: edges.iter().map(convert::edge_to_wire).collect(),
+            read_revision,
+            partial: false,
+            partial_reasons: Vec::new(),
+        }))
+    }
+
+    async fn expand(&self, request: Request<v1::ExpandRequest>) -> Result<Response<v1::ExpandReply>, Status> {
+        let _caller = self.caller(&request)?;
+        let r = request.into_inner();
+        if r.urns.is_empty() {
+            return Err(status::invalid("urns", "must name at least one urn"));
+        }
+        let start = r
+            .urns
+            .iter()
+            .enumerate()
+            .map(|(i, u)| convert::entity_urn_at(&format!("urns[{i}]"), u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status::refused)?;
+        let req = metamesh_store::ExpandRequest {
+            start,
+            direction: convert::direction(r.direction).map_err(status::refused)?,
+            kinds: convert::edge_kinds("kinds", &r.kinds).map_err(status::refused)?,
+            max_depth: limit("max_depth", r.max_depth, DEFAULT_DEPTH, MAX_DEPTH)?,
+            max_nodes: limit("max_nodes", r.max_nodes, DEFAULT_NODES, MAX_NODES)? as usize,
+            as_of: convert::as_of(r.as_of.as_ref()),
+        };
+        let budget =
+            if r.deadline_ms == 0 { DEFAULT_DEADLINE } else { Duration::from_millis(r.deadline_ms).min(MAX_DEADLINE) };
+        let store = self.store(r.consistency.as_ref()).await?;
+        // The store walks in one call, so a spent budget leaves nothing but the start: it is
+        // returned as partial, with the start as the frontier to continue from.
+        let Ok(expansion) = tokio::time::timeout(budget, store.expand(&req)).await else {
+            let nodes: Vec<v1::LineageNode> = req.start.iter().map(|u| convert::lineage_node(u, 0, None)).collect();
+            return Ok(Response::new(v1::ExpandReply {
+                nodes,
+                edges: Vec::new(),
+                partial: true,
+                partial_reasons: vec![convert::partial_reason(
+                    "DEADLINE",
+                    format!("the expansion did not finish within {} ms", budget.as_millis()),
+                    &self.shard_group,
+                )],
+                remote_frontier: r.urns,
+            }));
+        };
+        let expansion = expansion.map_err(status::store)?;
+        // Type, status and deletion of the nodes this shard owns, as of the same point.
+        let owned: HashSet<_> = store.tenants().await.map_err(status::store)?.into_iter().collect();
+        let mut entities = HashMap::new();
+        for (urn, _) in expansion.nodes.iter().filter(|(u, _)| owned.contains(u.tenant())) {
+            if let Some(e) = store.get_entity(&urn.clone().unversioned(), req.as_of).await.map_err(status::store)? {
+                entities.insert(urn.clone(), e);
+            }
+        }
+        Ok(Response::new(convert::expansion_to_wire(
+            &expansion.nodes,
+            &expansion.edges,
+            &expansion.remote_frontier,
+            expansion.truncated,
+            &entities,
+            &self.shard_group,
+        )))
+    }
+}
+
+/// Whether `e` is an edge of frontier element `u` in `direction`: an element with a version
+/// takes the edges of that version, and those attached to the entity as a whole.
+fn touches(u: &Urn, direction: Direction, e: &Edge) -> bool {
+    let end = |x: &Urn| x.entity == u.entity && (u.version.is_none() || x.version.is_none() || x.version == u.version);
+    match direction {
+        Direction::Downstream => end(&e.from),
+        Direction::Upstream => end(&e.to),
+        Direction::Both => end(&e.from) || end(&e.to),
+    }
+}

@@ -1,0 +1,161 @@
+//! [`NodeApi`]: the state every service handler shares, and the steps they all take — who is
+//! calling, proposing a write, picking a store for a read.
+
+pub mod admin;
+pub mod caller;
+pub mod catalog;
+pub mod lineage;
+pub mod page;
+pub mod schema;
+pub mod search;
+pub mod status;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use metamesh_core::{AsOf, Command, Outcome, Proposal};
+use metamesh_proto::v1;
+use metamesh_proto::v1::admin_service_server::AdminServiceServer;
+use metamesh_proto::v1::catalog_service_server::CatalogServiceServer;
+use metamesh_proto::v1::lineage_service_server::LineageServiceServer;
+use metamesh_proto::v1::schema_service_server::SchemaServiceServer;
+use metamesh_proto::v1::search_service_server::SearchServiceServer;
+use metamesh_proto::v1::watch_service_server::WatchServiceServer;
+use metamesh_raft::{ReadConsistency, Replica};
+use metamesh_store::Store;
+use tonic::{Request, Status};
+
+use crate::api::caller::Caller;
+
+/// The client API of one shard node.
+pub struct NodeApi {
+    /// The replica this node runs: writes go through its Raft log, reads through its store.
+    replica: Arc<Replica>,
+    /// This node's Raft id, reported by Status.
+    node_id: u64,
+    /// The shard group the replica belongs to, stamped on tenants, change events and partial
+    /// reasons so that answers merged by a router say where they came from.
+    shard_group: String,
+    /// When the API was created, for the uptime Status reports.
+    started: Instant,
+}
+
+/// Every implemented `metamesh.v1` service over `api`, ready for
+/// `Server::builder().add_routes(..)`. The audit service is not among them yet.
+pub fn services(api: Arc<NodeApi>) -> tonic::service::Routes {
+    tonic::service::Routes::new(CatalogServiceServer::from_arc(api.clone()))
+        .add_service(LineageServiceServer::from_arc(api.clone()))
+        .add_service(SearchServiceServer::from_arc(api.clone()))
+        .add_service(SchemaServiceServer::from_arc(api.clone()))
+        .add_service(WatchServiceServer::from_arc(api.clone()))
+        .add_service(AdminServiceServer::from_arc(api))
+}
+
+/// What a committed write produced.
+pub(crate) struct Written {
+    /// The revision the change appeared at: for a retried request id, the first attempt's.
+    pub revision: u64,
+    /// The time the store recorded for the write's entry.
+    pub at_ms: i64,
+    pub outcome: Outcome,
+}
+
+impl NodeApi {
+    pub fn new(replica: Arc<Replica>, node_id: u64, shard_group: impl Into<String>) -> NodeApi {
+        NodeApi { replica, node_id, shard_group: shard_group.into(), started: Instant::now() }
+    }
+
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
+    pub fn shard_group(&self) -> &str {
+        &self.shard_group
+    }
+
+    /// The caller of a request; every handler starts here (see [`caller`]).
+    pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        caller::authenticate(request)
+    }
+
+    /// Proposes `command` for `caller` and waits until it is applied here.
+    ///
+    /// The time is read once, here, and travels in the proposal, so that every replica applies
+    /// the same value. Stateless checks run before proposing, so a bad request costs no log
+    /// entry. An empty `request_id` disables deduplication.
+    pub(crate) async fn propose(&self, caller: &Caller, request_id: &str, command: Command) -> Result<Written, Status> {
+        let proposal = Proposal {
+            command,
+            at_ms: now_ms(),
+            principal: caller.principal.clone(),
+            request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+        };
+        proposal.validate().map_err(status::refused)?;
+        let reply = self.replica.write(proposal).await.map_err(status::write)?;
+        let applied = reply.applied.ok_or_else(|| status::internal(&"a command entry applied without a result"))?;
+        let outcome = applied.result.map_err(status::refused)?;
+        if let Some(first) = applied.duplicate_of {
+            tracing::debug!(principal = %caller.principal, request_id, first, "retried write answered from its first result");
+        }
+        Ok(Written { revision: applied.duplicate_of.unwrap_or(reply.revision), at_ms: applied.at_ms, outcome })
+    }
+
+    /// The store, fresh enough for the request's `consistency`.
+    pub(crate) async fn store(&self, consistency: Option<&v1::ReadConsistency>) -> Result<Arc<Store>, Status> {
+        self.replica.read(read_consistency(consistency)).await.map_err(status::read)
+    }
+
+    /// The store as it is on this replica now, for reading back what a write just applied here.
+    pub(crate) fn local_store(&self) -> Arc<Store> {
+        self.replica.local_store()
+    }
+
+    /// The revision a read at `as_of` is served at: the as-of point, or what this replica has
+    /// applied (sampled after the read barrier, so a lower bound of what the read sees).
+    pub(crate) async fn read_revision(&self, store: &Store, as_of: Option<AsOf>) -> Result<u64, Status> {
+        let applied = self.replica.applied();
+        Ok(match store.resolve_as_of(as_of).await.map_err(status::store)? {
+            Some(r) => r.min(applied),
+            None => applied,
+        })
+    }
+}
+
+/// The replica's consistency for a wire `ReadConsistency`.
+///
+/// Unset and linearizable read through the leader. A follower read with `min_revision` waits
+/// for that revision locally. Bounded staleness (`max_staleness_ms`) is approximated by "any
+/// local state" until the replica exposes the leader-lease metrics needed to bound it.
+pub fn read_consistency(c: Option<&v1::ReadConsistency>) -> ReadConsistency {
+    use v1::read_consistency::Mode;
+    match c.and_then(|c| c.mode.as_ref()) {
+        None | Some(Mode::Linearizable(_)) => ReadConsistency::Linearizable,
+        Some(Mode::Follower(f)) => ReadConsistency::MinRevision(f.min_revision),
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it; the store never lets time
+/// run backwards anyway).
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_modes() {
+        use v1::read_consistency::{FollowerRead, Linearizable, Mode};
+        let follower = |max_staleness_ms, min_revision| v1::ReadConsistency {
+            mode: Some(Mode::Follower(FollowerRead { max_staleness_ms, min_revision })),
+        };
+        assert_eq!(read_consistency(None), ReadConsistency::Linearizable);
+        assert_eq!(read_consistency(Some(&v1::ReadConsistency { mode: None })), ReadConsistency::Linearizable);
+        let lin = v1::ReadConsistency { mode: Some(Mode::Linearizable(Linearizable {})) };
+        assert_eq!(read_consistency(Some(&lin)), ReadConsistency::Linearizable);
+        assert_eq!(read_consistency(Some(&follower(0, 7))), ReadConsistency::MinRevision(7));
+        assert_eq!(read_consistency(Some(&follower(500, 0))), ReadConsistency::MinRevision(0));
+    }
+}
