@@ -1,0 +1,41 @@
+//! One module per group of subcommands, each holding its arguments and its `run`:
+//! - [`catalog`]: `tenant`, `put`, `get`, `versions`, `delete`, `doc`;
+//! - [`query`]: `list` and `search` (paged reads);
+//! - [`lineage`]: `edge`, `lineage`;
+//! - [`schema`]: `schema register|get|check`;
+//! - [`watch`]: the change stream;
+//! - [`import`]: bulk writes from JSON lines;
+//! - [`admin`]: `admin …` and `health`.
+
+pub mod admin;
+pub mod catalog;
+pub mod import;
+pub mod lineage;
+pub mod query;
+pub mod schema;
+pub mod watch;
+
+use crate::cli::{Cli, Cmd};
+use crate::conn::Ctx;
+
+/// Runs the command; the node is dialled when the command first needs it.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx::new(&cli.global)?;
+    match cli.command {
+        Cmd::Tenant(c) => catalog::tenant(&ctx, c).await,
+        Cmd::Put(a) => catalog::put(&ctx, a).await,
+        Cmd::Get(a) => catalog::get(&ctx, a).await,
+        Cmd::List(a) => query::list(&ctx, a).await,
+        Cmd::Versions(a) => catalog::versions(&ctx, a).await,
+        Cmd::Delete(a) => catalog::delete(&ctx, a).await,
+        Cmd::Doc(c) => catalog::doc(&ctx, c).await,
+        Cmd::Edge(c) => lineage::edge(&ctx, c).await,
+        Cmd::Lineage(a) => lineage::lineage(&ctx, a).await,
+        Cmd::Search(a) => query::search(&ctx, a).await,
+        Cmd::Schema(c) => schema::run(&ctx, c).await,
+        Cmd::Watch(a) => watch::run(&ctx, a).await,
+        Cmd::Import(a) => import::run(&ctx, a).await,
+        Cmd::Admin(c) => admin::run(&ctx, c).await,
+        Cmd::Health => admin::health(&ctx).await,
+    }
+}

@@ -1,0 +1,214 @@
+//! A real single-replica shard group in a temp dir, its client API served over real mTLS on
+//! 127.0.0.1 (the fixture of `crates/metamesh-node/tests/common`), client certificate files on
+//! disk, and a runner for the real `meshctl` binary pointed at it.
+//!
+//! The node runs on its own tokio runtime so that the tests themselves are plain synchronous
+//! code that spawns `meshctl` processes and waits for them, as a user's shell would.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metamesh_node::{services, NodeApi};
+use metamesh_raft::network::LocalRouter;
+use metamesh_raft::{Replica, ReplicaOptions};
+use metamesh_store::StoreOptions;
+use metamesh_tls::{incoming, write_bundle, BundlePaths, Credentials, MeshCa, PeerPolicy, Role, CLIENT_API_ALPN};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub const DOMAIN: &str = "test.mesh";
+pub const SHARD: &str = "s1";
+
+/// Environment variables of meshctl that must not leak from the developer's shell into tests.
+const MESHCTL_ENV: [&str; 8] = [
+    "METAMESH_ADDR",
+    "METAMESH_CA",
+    "METAMESH_CERT",
+    "METAMESH_KEY",
+    "METAMESH_SERVER_NAME",
+    "METAMESH_OUTPUT",
+    "METAMESH_CONSISTENCY",
+    "METAMESH_LOG",
+];
+
+/// One node: replica 1 of shard group `s1`, leader of its own group.
+pub struct Node {
+    pub addr: SocketAddr,
+    pub ca: MeshCa,
+    pub replica: Arc<Replica>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    _dir: TempDir,
+}
+
+impl Node {
+    pub async fn start() -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = ReplicaOptions {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            store: StoreOptions { synchronous_full: false, readers: 4 },
+            ..Default::default()
+        };
+        let router = LocalRouter::new();
+        let replica = Replica::start(1, dir.path(), &options, router.network(1)).await.expect("start replica");
+        router.register(1, replica.raft.clone());
+        replica.bootstrap(&[(1, "127.0.0.1:7001".to_owned())]).await.expect("bootstrap");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !replica.status().is_leader {
+            assert!(std::time::Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let replica = Arc::new(replica);
+
+        let ca = MeshCa::generate(DOMAIN).expect("ca");
+        let server_creds = creds(&ca, Role::Node, "n1");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let tls = server_creds.server_config(CLIENT_API_ALPN).expect("server config");
+        let api = Arc::new(NodeApi::new(replica.clone(), 1, SHARD));
+        let server =
+            tokio::spawn(tonic::transport::Server::builder().add_routes(services(api)).serve_with_incoming(incoming(
+                listener,
+                tls,
+                PeerPolicy::AnyMeshMember,
+            )));
+        Node { addr, ca, replica, server, _dir: dir }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn creds(ca: &MeshCa, role: Role, name: &str) -> Credentials {
+    let issued = ca.issue(role, name, Duration::from_secs(3600)).expect("issue");
+    Credentials::from_pem(ca.cert_pem(), &issued.cert_pem, &issued.key_pem).expect("credentials")
+}
+
+/// Writes `ca.pem`, `<name>.pem` and `<name>.key` for a client of `ca` into `dir`.
+pub fn client_bundle(dir: &Path, ca: &MeshCa, name: &str) -> BundlePaths {
+    let issued = ca.issue(Role::Client, name, Duration::from_secs(3600)).expect("issue");
+    write_bundle(dir, ca, name, &issued).expect("write bundle")
+}
+
+/// What a `meshctl` run left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn of(output: Output) -> Run {
+        Run {
+            // A process killed by a signal has no code; -1 never matches an expected one.
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A `meshctl` command with a clean environment (no METAMESH_* from the caller's shell).
+pub fn meshctl() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshctl"));
+    for var in MESHCTL_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a command to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    Run::of(cmd.output().expect("run meshctl"))
+}
+
+/// A node on its own runtime, with alice's certificate files for the CLI.
+pub struct Mesh {
+    node: Option<Node>,
+    runtime: tokio::runtime::Runtime,
+    pub certs: BundlePaths,
+    /// Scratch space for input files (and the certificates).
+    pub dir: TempDir,
+}
+
+impl Mesh {
+    pub fn start() -> Mesh {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let node = runtime.block_on(Node::start());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs = client_bundle(&dir.path().join("certs"), &node.ca, "alice");
+        Mesh { node: Some(node), runtime, certs, dir }
+    }
+
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().expect("node")
+    }
+
+    /// `meshctl` aimed at the node as alice, configured through the environment as a user's
+    /// shell profile would.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = meshctl();
+        cmd.env("METAMESH_ADDR", self.node().addr.to_string())
+            .env("METAMESH_CA", &self.certs.ca_cert)
+            .env("METAMESH_CERT", &self.certs.cert)
+            .env("METAMESH_KEY", &self.certs.key)
+            .args(args);
+        cmd
+    }
+
+    /// Runs `meshctl args…`, whatever its outcome.
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(&mut self.cmd(args))
+    }
+
+    /// Runs `meshctl args…`, which must succeed; returns its stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "meshctl {args:?} failed: {r:#?}");
+        r.stdout
+    }
+
+    /// Runs `meshctl --output json args…`, which must print one JSON document.
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(&[&["--output", "json"], args].concat());
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"))
+    }
+
+    /// Runs `meshctl --output json args…`, which must print JSON lines.
+    #[track_caller]
+    pub fn json_lines(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.ok(&[&["--output", "json"], args].concat());
+        out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}"))).collect()
+    }
+
+    /// Writes a scratch file and returns its path.
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        // The replica's tasks and files belong to the node's runtime: stop it there.
+        let _guard = self.runtime.enter();
+        self.node.take();
+    }
+}
