@@ -140,7 +140,7 @@ impl Default for RaftSection {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             snapshot_every: 10_000,
-            max_payload_entries: 300,
+            max_payload_entries: 4,
         }
     }
 }

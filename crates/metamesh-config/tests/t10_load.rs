@@ -88,7 +88,7 @@ fn cases() -> Vec<Case> {
                 assert_eq!(c.raft.election_timeout_min_ms, 300);
                 assert_eq!(c.raft.election_timeout_max_ms, 600);
                 assert_eq!(c.raft.snapshot_every, 10_000);
-                assert_eq!(c.raft.max_payload_entries, 300);
+                assert_eq!(c.raft.max_payload_entries, 4);
                 assert_eq!(c.store.synchronous, Synchronous::Full);
                 assert_eq!(c.store.readers, 4);
                 assert_eq!(c.policy.dir, PathBuf::from("policies"));

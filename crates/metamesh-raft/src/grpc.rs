@@ -36,6 +36,9 @@ use tonic::{Request, Response, Status};
 use crate::forward::{BoxFuture, Forwarder};
 use crate::{ApplyReply, Raft, ReadError, TypeConfig, WriteError};
 
+/// How long a follower waits for the leader it forwards to.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn encode<T: Serialize>(value: &T) -> Result<RaftPayload, Status> {
     serde_json::to_vec(value).map(|json| RaftPayload { json }).map_err(|e| Status::internal(e.to_string()))
 }
@@ -254,7 +257,12 @@ impl Forwarder for GrpcNetwork {
             network.check(leader).map_err(|e| WriteError::Raft(e.to_string()))?;
             let mut client = network.client(&addr).map_err(|e| WriteError::Raft(e.to_string()))?;
             let payload = encode(&proposal).map_err(|e| WriteError::Raft(e.to_string()))?;
-            let reply = client.forward(payload).await.map_err(|s| WriteError::Raft(format!("forwarding: {s}")))?;
+            let mut request = Request::new(payload);
+            request.set_timeout(FORWARD_TIMEOUT);
+            let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(request))
+                .await
+                .map_err(|_| WriteError::Raft(format!("forwarding to {addr} timed out")))?
+                .map_err(|s| WriteError::Raft(format!("forwarding: {s}")))?;
             let result: Result<ApplyReply, RaftError<u64, ClientWriteError<u64, BasicNode>>> =
                 decode(reply.get_ref()).map_err(|e| WriteError::Raft(e.to_string()))?;
             result.map_err(crate::replica::write_error)
@@ -267,7 +275,10 @@ impl Forwarder for GrpcNetwork {
             network.check(leader).map_err(|e| ReadError::Raft(e.to_string()))?;
             let mut client = network.client(&addr).map_err(|e| ReadError::Raft(e.to_string()))?;
             let payload = encode(&()).map_err(|e| ReadError::Raft(e.to_string()))?;
-            let reply = client.read_index(payload).await.map_err(|s| ReadError::Raft(format!("read index: {s}")))?;
+            let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.read_index(payload))
+                .await
+                .map_err(|_| ReadError::Raft(format!("read index from {addr} timed out")))?
+                .map_err(|s| ReadError::Raft(format!("read index: {s}")))?;
             let result: ReadIndexResult = decode(reply.get_ref()).map_err(|e| ReadError::Raft(e.to_string()))?;
             result.map(|l| l.map(|l| l.index).unwrap_or(0)).map_err(crate::replica::read_error)
         })

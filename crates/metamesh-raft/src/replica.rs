@@ -28,6 +28,11 @@ pub struct ReplicaOptions {
     pub keep_after_snapshot: u64,
     /// Purge the log only when at least this many entries can go (purging is one transaction).
     pub purge_batch_size: u64,
+    /// Entries per AppendEntries request. openraft 0.9 gives every AppendEntries the heartbeat
+    /// interval as its timeout, so a request must be small enough to be sent, decoded and
+    /// fsynced within one heartbeat even when its entries are 1,000-entity batches; otherwise a
+    /// lagging follower retries the same oversized request forever.
+    pub max_payload_entries: u64,
     pub store: StoreOptions,
 }
 
@@ -40,6 +45,7 @@ impl Default for ReplicaOptions {
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
             purge_batch_size: 256,
+            max_payload_entries: 4,
             store: StoreOptions::default(),
         }
     }
@@ -74,6 +80,9 @@ pub enum ReadError {
     #[error("replication failed: {0}")]
     Raft(String),
 }
+
+/// How long a write may wait for commit (or for the leader it was forwarded to).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A replica's view of its group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +125,7 @@ impl Replica {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             max_in_snapshot_log_to_keep: options.keep_after_snapshot,
             purge_batch_size: options.purge_batch_size,
+            max_payload_entries: options.max_payload_entries,
             ..Default::default()
         }
         .validate()
@@ -167,16 +177,24 @@ impl Replica {
     }
 
     /// Proposes a command; returns once it is committed and applied here (the leader).
+    ///
+    /// Gives up after [`WRITE_TIMEOUT`] (a leader cut off from its majority never commits); the
+    /// write may still commit later, so clients retry with the same request id.
     pub async fn write(&self, proposal: Proposal) -> Result<ApplyReply, WriteError> {
-        match self.raft.client_write(proposal.clone()).await {
-            Ok(resp) => Ok(resp.data),
-            Err(e) => match (write_error(e), &self.forwarder) {
-                (WriteError::NotLeader { leader: Some(leader), leader_addr: Some(addr) }, Some(f)) => {
-                    f.forward(leader, addr, proposal).await
-                }
-                (e, _) => Err(e),
-            },
-        }
+        let attempt = async {
+            match self.raft.client_write(proposal.clone()).await {
+                Ok(resp) => Ok(resp.data),
+                Err(e) => match (write_error(e), &self.forwarder) {
+                    (WriteError::NotLeader { leader: Some(leader), leader_addr: Some(addr) }, Some(f)) => {
+                        f.forward(leader, addr, proposal).await
+                    }
+                    (e, _) => Err(e),
+                },
+            }
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, attempt)
+            .await
+            .unwrap_or_else(|_| Err(WriteError::Raft(format!("not committed within {WRITE_TIMEOUT:?}"))))
     }
 
     /// The store, once it is fresh enough for `consistency`.

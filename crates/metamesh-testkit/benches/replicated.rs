@@ -109,8 +109,8 @@ async fn main() {
     // W7: leader failover, kill -> first acknowledged write through a survivor.
     drop(leader);
     let old = g.wait_for_leader().await;
-    g.kill(old).await;
     let t = Instant::now();
+    g.kill(old).await;
     let survivor = g.ids()[0];
     g.write_via(survivor, put(next)).await;
     println!(

@@ -118,3 +118,34 @@ async fn the_raft_listener_serves_nodes_only() {
     let mut raft = metamesh_proto::raft::v1::raft_service_client::RaftServiceClient::new(ch);
     assert!(raft.read_index(payload()).await.is_ok());
 }
+
+/// A new leader must re-send the tail of the log to the other follower; with 1,000-entity
+/// batch entries that tail is megabytes. openraft 0.9 times each AppendEntries out after one
+/// heartbeat, so requests must stay small (`max_payload_entries`) or replication stalls forever.
+/// Debug builds encode JSON about ten times slower than release, so this test runs with a longer
+/// heartbeat and one entry per request; the release defaults (100 ms, 4 entries) are exercised
+/// by the `replicated` benchmark's failover step, which stalled with larger requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_after_large_batches_does_not_stall_replication() {
+    let options = metamesh_raft::ReplicaOptions {
+        heartbeat_ms: 400,
+        election_timeout_min_ms: 1200,
+        election_timeout_max_ms: 2400,
+        max_payload_entries: 1,
+        ..Default::default()
+    };
+    let mut g = ShardGroup::start_with(3, options).await;
+    g.write(tenant()).await;
+    for b in 0..12 {
+        let commands = (0..1000).map(|i| put(1000 + b * 1000 + i)).collect();
+        g.write(Command::Batch { commands }).await;
+    }
+    let old = g.wait_for_leader().await;
+    g.kill(old).await;
+    let started = Instant::now();
+    let survivor = g.ids()[0];
+    let revision = g.write_via(survivor, put(0)).await;
+    assert!(started.elapsed() < Duration::from_secs(12), "failover took {:?}", started.elapsed());
+    g.wait_applied(revision).await;
+    g.assert_converged().await;
+}

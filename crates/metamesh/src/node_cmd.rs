@@ -54,6 +54,7 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
         election_timeout_min_ms: config.raft.election_timeout_min_ms,
         election_timeout_max_ms: config.raft.election_timeout_max_ms,
         snapshot_every: config.raft.snapshot_every,
+        max_payload_entries: config.raft.max_payload_entries,
         store: StoreOptions {
             synchronous_full: matches!(config.store.synchronous, metamesh_config::Synchronous::Full),
             readers: config.store.readers,
