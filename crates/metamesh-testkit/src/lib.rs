@@ -5,6 +5,8 @@
 //! TLS with certificates from a fresh mesh CA), and a fault-injecting layer in its Raft
 //! transport:
 //!
+//! [`api_node::ApiNode`] is a single replica serving the client API over mTLS.
+//!
 //! ```text
 //! let mut g = ShardGroup::start(3).await;
 //! let leader = g.wait_for_leader().await;
@@ -13,6 +15,8 @@
 //! g.kill(leader).await;
 //! g.restart(leader).await;
 //! ```
+
+pub mod api_node;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

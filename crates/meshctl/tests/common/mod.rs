@@ -1,5 +1,5 @@
 //! A real single-replica shard group in a temp dir, its client API served over real mTLS on
-//! 127.0.0.1 (the fixture of `crates/metamesh-node/tests/common`), client certificate files on
+//! 127.0.0.1 (`metamesh_testkit::api_node`), client certificate files on
 //! disk, and a runner for the real `meshctl` binary pointed at it.
 //!
 //! The node runs on its own tokio runtime so that the tests themselves are plain synchronous
@@ -7,24 +7,15 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use metamesh_node::{services, NodeApi};
-use metamesh_raft::network::LocalRouter;
-use metamesh_raft::{Replica, ReplicaOptions};
-use metamesh_store::StoreOptions;
-use metamesh_tls::{incoming, write_bundle, BundlePaths, Credentials, MeshCa, PeerPolicy, Role, CLIENT_API_ALPN};
+use metamesh_tls::{write_bundle, BundlePaths, MeshCa, Role};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
-pub const DOMAIN: &str = "test.mesh";
-pub const SHARD: &str = "s1";
+pub use metamesh_testkit::api_node::{DOMAIN, SHARD};
 
 /// Environment variables of meshctl that must not leak from the developer's shell into tests.
 const MESHCTL_ENV: [&str; 8] = [
@@ -38,62 +29,7 @@ const MESHCTL_ENV: [&str; 8] = [
     "METAMESH_LOG",
 ];
 
-/// One node: replica 1 of shard group `s1`, leader of its own group.
-pub struct Node {
-    pub addr: SocketAddr,
-    pub ca: MeshCa,
-    pub replica: Arc<Replica>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
-    _dir: TempDir,
-}
-
-impl Node {
-    pub async fn start() -> Node {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = ReplicaOptions {
-            heartbeat_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
-            store: StoreOptions { synchronous_full: false, readers: 4 },
-            ..Default::default()
-        };
-        let router = LocalRouter::new();
-        let replica = Replica::start(1, dir.path(), &options, router.network(1)).await.expect("start replica");
-        router.register(1, replica.raft.clone());
-        replica.bootstrap(&[(1, "127.0.0.1:7001".to_owned())]).await.expect("bootstrap");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !replica.status().is_leader {
-            assert!(std::time::Instant::now() < deadline, "no leader");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let replica = Arc::new(replica);
-
-        let ca = MeshCa::generate(DOMAIN).expect("ca");
-        let server_creds = creds(&ca, Role::Node, "n1");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let tls = server_creds.server_config(CLIENT_API_ALPN).expect("server config");
-        let api = Arc::new(NodeApi::new(replica.clone(), 1, SHARD));
-        let server =
-            tokio::spawn(tonic::transport::Server::builder().add_routes(services(api)).serve_with_incoming(incoming(
-                listener,
-                tls,
-                PeerPolicy::AnyMeshMember,
-            )));
-        Node { addr, ca, replica, server, _dir: dir }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-pub fn creds(ca: &MeshCa, role: Role, name: &str) -> Credentials {
-    let issued = ca.issue(role, name, Duration::from_secs(3600)).expect("issue");
-    Credentials::from_pem(ca.cert_pem(), &issued.cert_pem, &issued.key_pem).expect("credentials")
-}
+pub use metamesh_testkit::api_node::ApiNode as Node;
 
 /// Writes `ca.pem`, `<name>.pem` and `<name>.key` for a client of `ca` into `dir`.
 pub fn client_bundle(dir: &Path, ca: &MeshCa, name: &str) -> BundlePaths {
