@@ -55,6 +55,20 @@ impl Bench {
     }
 }
 
+/// 1,000 random datasets and runs of the bench graph.
+fn random_frontier(next: &mut impl FnMut() -> u64, half: usize) -> Vec<EntityUrn> {
+    (0..1000)
+        .map(|_| {
+            let i = (next() % half as u64) as usize;
+            if next() % 2 == 0 {
+                urn(Kind::Dataset, i)
+            } else {
+                urn(Kind::Run, i)
+            }
+        })
+        .collect()
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -172,16 +186,7 @@ async fn main() {
     let mut lat = Vec::with_capacity(rounds);
     let mut returned = 0;
     for _ in 0..rounds {
-        let frontier: Vec<EntityUrn> = (0..1000)
-            .map(|_| {
-                let i = (next() % half as u64) as usize;
-                if next() % 2 == 0 {
-                    urn(Kind::Dataset, i)
-                } else {
-                    urn(Kind::Run, i)
-                }
-            })
-            .collect();
+        let frontier = random_frontier(&mut next, half);
         let s = Instant::now();
         let found = g.store.edges_of(&frontier, Direction::Both, &[], None).await.unwrap();
         lat.push(s.elapsed());
@@ -199,16 +204,7 @@ async fn main() {
     let head = Some(metamesh_core::AsOf::Revision(g.rev));
     let mut lat = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let frontier: Vec<EntityUrn> = (0..1000)
-            .map(|_| {
-                let i = (next() % half as u64) as usize;
-                if next() % 2 == 0 {
-                    urn(Kind::Dataset, i)
-                } else {
-                    urn(Kind::Run, i)
-                }
-            })
-            .collect();
+        let frontier = random_frontier(&mut next, half);
         let s = Instant::now();
         g.store.edges_of(&frontier, Direction::Both, &[], head).await.unwrap();
         lat.push(s.elapsed());
