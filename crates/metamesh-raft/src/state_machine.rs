@@ -116,6 +116,9 @@ fn write_atomically(path: &Path, content: &str) -> io::Result<()> {
 
 pub struct StateMachine {
     shared: Arc<SharedStore>,
+    /// The Raft bookkeeping as last written to the store, so `apply` does not read it back
+    /// from SQLite for every batch; cleared when a snapshot replaces the store.
+    meta: Option<RaftMeta>,
     /// Where the snapshot being received is written (`begin_receiving_snapshot` hands out only
     /// the file).
     receiving: Option<PathBuf>,
@@ -123,18 +126,23 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(shared: Arc<SharedStore>) -> StateMachine {
-        StateMachine { shared, receiving: None }
+        StateMachine { shared, meta: None, receiving: None }
     }
 
     fn snapshots(&self) -> PathBuf {
         self.shared.dir.join("snapshots")
     }
 
-    async fn meta(&self) -> StorageResult<RaftMeta> {
-        match self.shared.store().meta(META_KEY).await.map_err(sm_read)? {
-            Some(text) => serde_json::from_str(&text).map_err(sm_read),
-            None => Ok(RaftMeta::default()),
+    async fn meta(&mut self) -> StorageResult<RaftMeta> {
+        if let Some(meta) = &self.meta {
+            return Ok(meta.clone());
         }
+        let meta = match self.shared.store().meta(META_KEY).await.map_err(sm_read)? {
+            Some(text) => serde_json::from_str(&text).map_err(sm_read)?,
+            None => RaftMeta::default(),
+        };
+        self.meta = Some(meta.clone());
+        Ok(meta)
     }
 
     /// Keeps `id` as the only snapshot.
@@ -165,6 +173,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let store = self.shared.store();
         let mut meta = self.meta().await?;
+        // Until this batch is fully written the cache may be ahead of the store; a failed
+        // write leaves it empty so the next call reads the truth back.
+        self.meta = None;
         let mut replies = Vec::new();
         for entry in entries {
             meta.last_applied = Some(entry.log_id);
@@ -193,6 +204,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             }
         }
+        self.meta = Some(meta);
         Ok(replies)
     }
 
@@ -228,6 +240,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         write_atomically(&self.snapshots().join(format!("{id}.json")), &serde_json::to_string(meta).map_err(snap_err)?)
             .map_err(snap_err)?;
         self.keep_only(&id).map_err(snap_err)?;
+        self.meta = None;
         self.shared.replace_with(&data, &id).await.map_err(snap_err)?;
         tracing::info!(snapshot = %id, "installed snapshot");
         Ok(())
