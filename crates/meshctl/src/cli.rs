@@ -45,10 +45,14 @@ pub struct Global {
     /// Output format.
     #[arg(long, value_enum, env = "METAMESH_OUTPUT", default_value_t = Output::Table, global = true)]
     pub output: Output,
-    /// Read consistency: linearizable, any (whatever the node has applied) or min-revision=N
-    /// (read-your-writes).
-    #[arg(long, env = "METAMESH_CONSISTENCY", default_value = "linearizable", value_parser = input::consistency, global = true)]
-    pub consistency: Consistency,
+    /// Read consistency: linearizable (the default), any (whatever the node has applied) or
+    /// min-revision=N (read-your-writes).
+    #[arg(long, env = "METAMESH_CONSISTENCY", value_parser = input::consistency, global = true)]
+    pub consistency: Option<Consistency>,
+    /// Read from the node called (a follower read) only if its state is at most this old:
+    /// 250ms, 2s, 1m. Combines with --consistency any or min-revision=N.
+    #[arg(long, env = "METAMESH_MAX_STALENESS", value_parser = input::duration_ms, value_name = "DURATION", global = true)]
+    pub max_staleness: Option<u64>,
 }
 
 #[derive(Subcommand)]

@@ -25,7 +25,7 @@ use tonic::transport::Channel;
 
 use crate::cli::Global;
 use crate::error::{rustls_cause, usage, Unreachable};
-use crate::input::Consistency;
+use crate::input;
 use crate::output::Output;
 
 /// Largest reply accepted: a full page of entities with large properties exceeds tonic's 4 MiB
@@ -48,8 +48,8 @@ pub struct Ctx {
     channel: OnceCell<Channel>,
     /// `--output`.
     pub output: Output,
-    /// `--consistency`, for every read that takes one.
-    consistency: Consistency,
+    /// `--consistency` and `--max-staleness`, for every read that takes a consistency.
+    consistency: v1::ReadConsistency,
 }
 
 impl Ctx {
@@ -60,13 +60,14 @@ impl Ctx {
             .map_err(|e| usage(format!("unusable client certificate or key: {e}")))?;
         let (host, _port) = split_host_port(&global.addr)?;
         let server_name = global.server_name.clone().unwrap_or_else(|| host.to_owned());
+        let consistency = input::read_consistency(global.consistency, global.max_staleness)?;
         Ok(Ctx {
             addr: global.addr.clone(),
             server_name,
             tls,
             channel: OnceCell::new(),
             output: global.output,
-            consistency: global.consistency,
+            consistency,
         })
     }
 
@@ -103,7 +104,7 @@ impl Ctx {
 
     /// The consistency to put into read requests.
     pub fn consistency(&self) -> Option<v1::ReadConsistency> {
-        Some(self.consistency.to_wire())
+        Some(self.consistency)
     }
 
     pub async fn catalog(&self) -> anyhow::Result<CatalogServiceClient<Channel>> {

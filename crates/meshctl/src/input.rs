@@ -78,17 +78,28 @@ pub enum Consistency {
     MinRevision(u64),
 }
 
-impl Consistency {
-    /// The wire form.
-    pub fn to_wire(self) -> v1::ReadConsistency {
-        use v1::read_consistency::{FollowerRead, Linearizable, Mode};
-        let mode = match self {
-            Consistency::Linearizable => Mode::Linearizable(Linearizable {}),
-            Consistency::Any => Mode::Follower(FollowerRead { max_staleness_ms: 0, min_revision: 0 }),
-            Consistency::MinRevision(r) => Mode::Follower(FollowerRead { max_staleness_ms: 0, min_revision: r }),
-        };
-        v1::ReadConsistency { mode: Some(mode) }
-    }
+/// The wire consistency of `--consistency` (default linearizable) and `--max-staleness` (a
+/// follower read bounded in staleness, which may be combined with `any` or `min-revision=N`
+/// but contradicts `linearizable`).
+pub fn read_consistency(
+    consistency: Option<Consistency>,
+    max_staleness_ms: Option<u64>,
+) -> anyhow::Result<v1::ReadConsistency> {
+    use v1::read_consistency::{FollowerRead, Linearizable, Mode};
+    let follower =
+        |min_revision| Mode::Follower(FollowerRead { max_staleness_ms: max_staleness_ms.unwrap_or(0), min_revision });
+    let mode = match (consistency, max_staleness_ms) {
+        (None | Some(Consistency::Linearizable), None) => Mode::Linearizable(Linearizable {}),
+        (Some(Consistency::Linearizable), Some(_)) => {
+            return Err(usage(
+                "--max-staleness asks for a follower read; it cannot be combined with --consistency linearizable \
+                 (METAMESH_CONSISTENCY)",
+            ))
+        }
+        (None | Some(Consistency::Any), _) => follower(0),
+        (Some(Consistency::MinRevision(r)), _) => follower(r),
+    };
+    Ok(v1::ReadConsistency { mode: Some(mode) })
 }
 
 /// clap parser for `--consistency linearizable|any|min-revision=N`.
@@ -101,6 +112,28 @@ pub fn consistency(s: &str) -> Result<Consistency, String> {
             _ => Err("expected linearizable, any or min-revision=N".into()),
         },
     }
+}
+
+/// clap parser for a duration in milliseconds: `250ms`, `2s`, `1m`, or a bare number of
+/// milliseconds; at least 1 ms (0 would mean "no bound" on the wire).
+pub fn duration_ms(s: &str) -> Result<u64, String> {
+    let bad = || format!("expected a duration such as 250ms, 2s or 1m, got {s:?}");
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "ms"),
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if ms == 0 {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(ms)
 }
 
 /// clap parser for `--as-of-time`: milliseconds since the epoch, or an RFC 3339 time.
@@ -180,6 +213,23 @@ mod tests {
         assert!(property_filter("> 3").is_err());
         assert!(property_filter("rows ~ 3").is_err());
         assert!(property_filter("rows >").is_err());
+    }
+
+    #[test]
+    fn staleness_bounds() {
+        use v1::read_consistency::{FollowerRead, Mode};
+        assert_eq!((duration_ms("250ms"), duration_ms("2s"), duration_ms("1m")), (Ok(250), Ok(2000), Ok(60_000)));
+        assert_eq!(duration_ms("1500"), Ok(1500));
+        for bad in ["", "0", "0ms", "fast", "2h", "-1s", "1.5s"] {
+            assert!(duration_ms(bad).is_err(), "{bad}");
+        }
+        let mode = |c, ms| read_consistency(c, ms).unwrap().mode.unwrap();
+        let follower = |max_staleness_ms, min_revision| Mode::Follower(FollowerRead { max_staleness_ms, min_revision });
+        assert!(matches!(mode(None, None), Mode::Linearizable(_)));
+        assert_eq!(mode(None, Some(500)), follower(500, 0));
+        assert_eq!(mode(Some(Consistency::Any), None), follower(0, 0));
+        assert_eq!(mode(Some(Consistency::MinRevision(7)), Some(500)), follower(500, 7));
+        assert!(read_consistency(Some(Consistency::Linearizable), Some(500)).is_err());
     }
 
     #[test]

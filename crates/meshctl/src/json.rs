@@ -195,6 +195,22 @@ pub fn membership(m: Option<&v1::Membership>) -> Value {
     })
 }
 
+pub fn shard_map(m: &v1::GetShardMapReply) -> Value {
+    let groups: Vec<Value> = m
+        .groups
+        .iter()
+        .map(|g| {
+            let members: Vec<Value> = g
+                .members
+                .iter()
+                .map(|m| json!({"node_id": m.node_id, "raft_addr": m.raft_addr, "api_addr": m.api_addr}))
+                .collect();
+            json!({"id": g.id, "tenants": g.tenants, "members": members})
+        })
+        .collect();
+    json!({"map_version": m.map_version, "groups": groups})
+}
+
 pub fn status(s: &v1::StatusReply) -> Value {
     json!({
         "node_id": s.node_id,

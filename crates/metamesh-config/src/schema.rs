@@ -129,7 +129,8 @@ pub struct RaftSection {
     pub election_timeout_max_ms: u64,
     /// Log entries applied between two snapshots; bounds the log kept on disk and replayed.
     pub snapshot_every: u64,
-    /// Most log entries sent in one append request; bounds the size of one message.
+    /// Most log entries sent in one append request (requests are also cut at 1,024 commands, so
+    /// that one is sent within a heartbeat even when entries are large batches).
     pub max_payload_entries: u64,
 }
 
@@ -140,7 +141,7 @@ impl Default for RaftSection {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             snapshot_every: 10_000,
-            max_payload_entries: 4,
+            max_payload_entries: 64,
         }
     }
 }
@@ -177,7 +178,7 @@ pub const MAX_READERS: u32 = 64;
 
 impl Default for StoreSection {
     fn default() -> Self {
-        StoreSection { synchronous: Synchronous::Full, readers: 4 }
+        StoreSection { synchronous: Synchronous::Normal, readers: 4 }
     }
 }
 
@@ -185,10 +186,10 @@ impl Default for StoreSection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
-    /// Sync every commit: nothing acknowledged is lost on power failure.
+    /// Sync every commit of the state file too (the Raft log is always synced).
     Full,
-    /// Sync at WAL checkpoints only: faster; a power failure may lose the latest commits, which
-    /// Raft then replays from the log or the other replicas.
+    /// Sync the state file at WAL checkpoints only (the default): a power failure may lose its
+    /// latest commits, which Raft re-applies from the synced log; a process crash loses nothing.
     Normal,
 }
 

@@ -88,8 +88,8 @@ fn cases() -> Vec<Case> {
                 assert_eq!(c.raft.election_timeout_min_ms, 300);
                 assert_eq!(c.raft.election_timeout_max_ms, 600);
                 assert_eq!(c.raft.snapshot_every, 10_000);
-                assert_eq!(c.raft.max_payload_entries, 4);
-                assert_eq!(c.store.synchronous, Synchronous::Full);
+                assert_eq!(c.raft.max_payload_entries, 64);
+                assert_eq!(c.store.synchronous, Synchronous::Normal);
                 assert_eq!(c.store.readers, 4);
                 assert_eq!(c.policy.dir, PathBuf::from("policies"));
                 assert_eq!(c.telemetry.log, "info");
@@ -134,10 +134,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "env digits stay a string for a string key",
             toml: MINIMAL.to_owned(),
-            env: &[("METAMESH_NODE__SHARD_GROUP", "42"), ("METAMESH_STORE__SYNCHRONOUS", "normal")],
+            env: &[("METAMESH_NODE__SHARD_GROUP", "42"), ("METAMESH_STORE__SYNCHRONOUS", "full")],
             expect: Expect::Ok(|c| {
                 assert_eq!(c.node.shard_group, "42");
-                assert_eq!(c.store.synchronous, Synchronous::Normal);
+                assert_eq!(c.store.synchronous, Synchronous::Full);
             }),
         },
         Case {

@@ -8,6 +8,12 @@
 //! Besides Raft's own RPCs, a follower uses this channel to hand a client's proposal to the
 //! leader (`Forward`) and to ask it for a read index (`ReadIndex`): clients may talk to any
 //! replica.
+//!
+//! Every RPC has a span on both sides (`raft.append_entries` with the entry count, `raft.vote`
+//! at debug level, since heartbeats come many times a second; `raft.install_snapshot` with the
+//! chunk's offset and size, `raft.forward` and `raft.read_index` at info). A
+//! [`MetadataHook`] lets the binary add the caller's trace context to outgoing requests
+//! without this crate knowing OpenTelemetry.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -32,6 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::forward::{BoxFuture, Forwarder};
 use crate::{ApplyReply, Raft, ReadError, TypeConfig, WriteError};
@@ -50,6 +57,41 @@ fn decode<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, Status> {
 /// What `ReadIndex` answers: the leader's read log id, or why it is not the leader.
 type ReadIndexResult = Result<Option<LogId<u64>>, RaftError<u64, CheckIsLeaderError<u64, BasicNode>>>;
 
+/// How much work one AppendEntries carries at most, in commands: a 1,000-entity batch counts
+/// 1,000, any other entry 1. At least one entry is always sent. (Counted rather than measured:
+/// serializing entries once more to weigh them would eat into the heartbeat-long timeout.)
+const APPEND_BUDGET_COMMANDS: usize = 1_024;
+
+/// The weight of an entry against [`APPEND_BUDGET_COMMANDS`].
+fn weight(entry: &openraft::Entry<TypeConfig>) -> usize {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(p) => match &p.command {
+            metamesh_core::Command::Batch { commands } => commands.len().max(1),
+            _ => 1,
+        },
+        _ => 1,
+    }
+}
+
+/// Keeps the longest prefix of `entries` within `budget` (at least one entry). Returns the log
+/// id of the last entry kept if any were cut.
+fn cut_to_budget(entries: &mut Vec<openraft::Entry<TypeConfig>>, budget: usize) -> Option<LogId<u64>> {
+    let mut used = 0;
+    let mut keep = entries.len();
+    for (i, e) in entries.iter().enumerate() {
+        used += weight(e);
+        if used > budget && i > 0 {
+            keep = i;
+            break;
+        }
+    }
+    if keep == entries.len() {
+        return None;
+    }
+    entries.truncate(keep);
+    entries.last().map(|e| e.log_id)
+}
+
 /// Serves a replica's Raft RPCs.
 pub struct RaftGrpc {
     raft: Raft,
@@ -63,21 +105,28 @@ impl RaftGrpc {
 
 #[tonic::async_trait]
 impl RaftService for RaftGrpc {
+    #[tracing::instrument(level = "debug", name = "raft.append_entries", skip_all, fields(entries))]
     async fn append_entries(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
-        Ok(Response::new(encode(&self.raft.append_entries(rpc).await)?))
+        tracing::Span::current().record("entries", rpc.entries.len());
+        Ok(Response::new(encode(&crate::replica::serve_append_entries(&self.raft, rpc).await)?))
     }
 
+    #[tracing::instrument(level = "debug", name = "raft.vote", skip_all)]
     async fn vote(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: VoteRequest<u64> = decode(req.get_ref())?;
         Ok(Response::new(encode(&self.raft.vote(rpc).await)?))
     }
 
+    #[tracing::instrument(level = "info", name = "raft.install_snapshot", skip_all, fields(offset, bytes, done))]
     async fn install_snapshot(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(req.get_ref())?;
+        let span = tracing::Span::current();
+        span.record("offset", rpc.offset).record("bytes", rpc.data.len()).record("done", rpc.done);
         Ok(Response::new(encode(&self.raft.install_snapshot(rpc).await)?))
     }
 
+    #[tracing::instrument(level = "info", name = "raft.forward", skip_all)]
     async fn forward(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let proposal: Proposal = decode(req.get_ref())?;
         let result: Result<ApplyReply, RaftError<u64, ClientWriteError<u64, BasicNode>>> =
@@ -85,6 +134,7 @@ impl RaftService for RaftGrpc {
         Ok(Response::new(encode(&result)?))
     }
 
+    #[tracing::instrument(level = "info", name = "raft.read_index", skip_all)]
     async fn read_index(&self, _req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let result = self.raft.ensure_linearizable().await;
         Ok(Response::new(encode(&result)?))
@@ -119,6 +169,10 @@ impl Faults {
     }
 }
 
+/// Writes into the metadata of every outgoing request (the binary puts the current trace
+/// context there).
+pub type MetadataHook = Arc<dyn Fn(&mut tonic::metadata::MetadataMap) + Send + Sync>;
+
 /// Connects a replica to its peers.
 #[derive(Clone)]
 pub struct GrpcNetwork {
@@ -127,12 +181,28 @@ pub struct GrpcNetwork {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// This replica's id and injected faults (tests only).
     faults: Option<(u64, Faults)>,
+    /// Called on every outgoing request's metadata.
+    hook: Option<MetadataHook>,
 }
 
 impl GrpcNetwork {
     /// `tls` is the replica's node identity (client certificate) and the mesh roots.
     pub fn new(tls: Arc<rustls::ClientConfig>) -> GrpcNetwork {
-        GrpcNetwork { tls, channels: Arc::new(Mutex::new(HashMap::new())), faults: None }
+        GrpcNetwork { tls, channels: Arc::new(Mutex::new(HashMap::new())), faults: None, hook: None }
+    }
+
+    /// Calls `hook` on the metadata of every request this network sends.
+    pub fn with_metadata_hook(mut self, hook: MetadataHook) -> GrpcNetwork {
+        self.hook = Some(hook);
+        self
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(hook) = &self.hook {
+            hook(request.metadata_mut());
+        }
+        request
     }
 
     /// Subjects replica `me`'s outgoing RPCs to `faults`.
@@ -200,7 +270,7 @@ impl GrpcConnection {
         self.network.check(self.target).map_err(RPCError::Unreachable)?;
         let mut client = self.network.client(&self.addr).map_err(RPCError::Unreachable)?;
         let payload = serde_json::to_vec(rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let request = Request::new(RaftPayload { json: payload });
+        let request = self.network.request(RaftPayload { json: payload });
         let call = async {
             match kind {
                 RpcKind::Append => client.append_entries(request).await,
@@ -229,14 +299,35 @@ enum RpcKind {
 }
 
 impl RaftNetwork<TypeConfig> for GrpcConnection {
+    #[tracing::instrument(
+        level = "debug",
+        name = "raft.append_entries",
+        skip_all,
+        fields(target = self.target, entries = rpc.entries.len())
+    )]
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
-        self.call(&rpc, option.hard_ttl(), RpcKind::Append).await
+        // openraft 0.9 gives an AppendEntries one heartbeat interval to complete, however many
+        // entries it carries. Entries range from one small put to a 1,000-entity batch, so the
+        // request is cut by its commands here rather than by entries (`max_payload_entries` only bounds
+        // it): a prefix is sent and a success reported as partial, and Raft sends the rest next.
+        let sent = cut_to_budget(&mut rpc.entries, APPEND_BUDGET_COMMANDS);
+        let reply: AppendEntriesResponse<u64> = self.call(&rpc, option.hard_ttl(), RpcKind::Append).await?;
+        Ok(match (reply, sent) {
+            (AppendEntriesResponse::Success, Some(last)) => AppendEntriesResponse::PartialSuccess(Some(last)),
+            (reply, _) => reply,
+        })
     }
 
+    #[tracing::instrument(
+        level = "info",
+        name = "raft.install_snapshot",
+        skip_all,
+        fields(target = self.target, offset = rpc.offset, bytes = rpc.data.len(), done = rpc.done)
+    )]
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
@@ -245,6 +336,7 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
         self.call(&rpc, option.hard_ttl(), RpcKind::Snapshot).await
     }
 
+    #[tracing::instrument(level = "debug", name = "raft.vote", skip_all, fields(target = self.target))]
     async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> RpcResult<VoteResponse<u64>> {
         self.call(&rpc, option.hard_ttl(), RpcKind::Vote).await
     }
@@ -253,11 +345,11 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
 impl Forwarder for GrpcNetwork {
     fn forward(&self, leader: u64, addr: String, proposal: Proposal) -> BoxFuture<Result<ApplyReply, WriteError>> {
         let network = self.clone();
-        Box::pin(async move {
+        let call = async move {
             network.check(leader).map_err(|e| WriteError::Raft(e.to_string()))?;
             let mut client = network.client(&addr).map_err(|e| WriteError::Raft(e.to_string()))?;
             let payload = encode(&proposal).map_err(|e| WriteError::Raft(e.to_string()))?;
-            let mut request = Request::new(payload);
+            let mut request = network.request(payload);
             request.set_timeout(FORWARD_TIMEOUT);
             let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.forward(request))
                 .await
@@ -266,21 +358,57 @@ impl Forwarder for GrpcNetwork {
             let result: Result<ApplyReply, RaftError<u64, ClientWriteError<u64, BasicNode>>> =
                 decode(reply.get_ref()).map_err(|e| WriteError::Raft(e.to_string()))?;
             result.map_err(crate::replica::write_error)
-        })
+        };
+        Box::pin(call.instrument(tracing::info_span!("raft.forward", leader)))
     }
 
     fn read_index(&self, leader: u64, addr: String) -> BoxFuture<Result<u64, ReadError>> {
         let network = self.clone();
-        Box::pin(async move {
+        let call = async move {
             network.check(leader).map_err(|e| ReadError::Raft(e.to_string()))?;
             let mut client = network.client(&addr).map_err(|e| ReadError::Raft(e.to_string()))?;
-            let payload = encode(&()).map_err(|e| ReadError::Raft(e.to_string()))?;
+            let payload = network.request(encode(&()).map_err(|e| ReadError::Raft(e.to_string()))?);
             let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.read_index(payload))
                 .await
                 .map_err(|_| ReadError::Raft(format!("read index from {addr} timed out")))?
                 .map_err(|s| ReadError::Raft(format!("read index: {s}")))?;
             let result: ReadIndexResult = decode(reply.get_ref()).map_err(|e| ReadError::Raft(e.to_string()))?;
             result.map(|l| l.map(|l| l.index).unwrap_or(0)).map_err(crate::replica::read_error)
-        })
+        };
+        Box::pin(call.instrument(tracing::info_span!("raft.read_index", leader)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metamesh_core::{Command, TenantId};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload};
+
+    use super::*;
+
+    fn entry(index: u64, commands: usize) -> Entry<TypeConfig> {
+        let one = || Command::CreateTenant { tenant: TenantId::new("t").unwrap() };
+        let command =
+            if commands == 1 { one() } else { Command::Batch { commands: (0..commands).map(|_| one()).collect() } };
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(Proposal::new(command, 0, "p")),
+        }
+    }
+
+    #[test]
+    fn append_requests_are_cut_by_the_commands_they_carry() {
+        let mut small: Vec<_> = (1..=64).map(|i| entry(i, 1)).collect();
+        assert_eq!(cut_to_budget(&mut small, APPEND_BUDGET_COMMANDS), None, "64 small entries travel together");
+        assert_eq!(small.len(), 64);
+
+        let mut big = vec![entry(1, 1000), entry(2, 1000), entry(3, 1)];
+        let cut = cut_to_budget(&mut big, APPEND_BUDGET_COMMANDS);
+        assert_eq!(cut.map(|l| l.index), Some(1), "a second big batch waits for the next request");
+        assert_eq!(big.len(), 1);
+
+        let mut huge = vec![entry(7, 5000), entry(8, 1)];
+        assert_eq!(cut_to_budget(&mut huge, APPEND_BUDGET_COMMANDS).map(|l| l.index), Some(7), "one entry always goes");
+        assert_eq!(huge.len(), 1);
     }
 }

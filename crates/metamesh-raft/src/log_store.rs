@@ -7,10 +7,18 @@
 //! Correctness rules from openraft, and how they hold here:
 //! - entries are consecutive: `append` inserts exactly the entries given, `truncate` deletes a
 //!   suffix, `purge` a prefix;
-//! - writes are serialized: one connection behind a mutex, every write its own transaction;
+//! - writes are serialized: one connection behind a mutex, every write one statement (its own
+//!   transaction);
 //! - an append is acknowledged (`LogFlushed`) only after its transaction committed with
-//!   `synchronous = FULL`, i.e. after fsync.
+//!   `synchronous = FULL`, i.e. after fsync; the write itself runs in the background, queued on
+//!   the connection's fair lock before `append` returns, so it is ordered before any later
+//!   log operation.
+//!
+//! The newest entries are also kept in memory ([`Recent`]): replication reads the entries it
+//! sends to followers right after they were appended, and serving those reads from memory keeps
+//! them from queueing behind the leader's own fsync on the single connection.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
@@ -20,7 +28,7 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::ConnectOptions;
 use tokio::sync::Mutex;
 
 use crate::TypeConfig;
@@ -40,11 +48,75 @@ CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL) ST
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 ";
 
-/// The log store. Cloning shares the connection (readers and the writer alike: reads of the log
-/// are rare — replication to a lagging follower — and must see every acknowledged append).
+/// The log store. Cloning shares the connection (readers and the writer alike: reads that miss
+/// the in-memory tail are rare — replication to a lagging follower — and must see every
+/// acknowledged append).
 #[derive(Clone)]
 pub struct LogStore {
     conn: Arc<Mutex<SqliteConnection>>,
+    recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+/// The newest log entries, a consecutive run ending at the last appended entry, bounded in
+/// count and (approximate, serialized) bytes.
+#[derive(Default)]
+struct Recent {
+    entries: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
+    bytes: usize,
+}
+
+impl Recent {
+    const MAX_ENTRIES: usize = 512;
+    const MAX_BYTES: usize = 32 * 1024 * 1024;
+
+    fn push(&mut self, entry: Entry<TypeConfig>, size: usize) {
+        let index = entry.log_id.index;
+        // An append always follows the previous one or replaces a truncated suffix; anything
+        // else (a gap) starts the run afresh so the cache never has holes.
+        if self.entries.last_key_value().is_some_and(|(&last, _)| last + 1 != index) {
+            self.truncate(index);
+            if self.entries.last_key_value().is_some_and(|(&last, _)| last + 1 != index) {
+                self.clear();
+            }
+        }
+        self.bytes += size;
+        self.entries.insert(index, (entry, size));
+        while self.entries.len() > Self::MAX_ENTRIES || (self.bytes > Self::MAX_BYTES && self.entries.len() > 1) {
+            if let Some((_, (_, size))) = self.entries.pop_first() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Drops entries at `index` and after.
+    fn truncate(&mut self, index: u64) {
+        for (_, (_, size)) in self.entries.split_off(&index) {
+            self.bytes -= size;
+        }
+    }
+
+    /// Drops entries at `index` and before.
+    fn purge(&mut self, index: u64) {
+        let keep = self.entries.split_off(&(index + 1));
+        self.entries = keep;
+        self.bytes = self.entries.values().map(|(_, s)| s).sum();
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// The entries `start..=end` if all of them are here.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<Entry<TypeConfig>>> {
+        let (&first, _) = self.entries.first_key_value()?;
+        let (&last, _) = self.entries.last_key_value()?;
+        if start < first || start > end {
+            return None;
+        }
+        let end = end.min(last);
+        Some(self.entries.range(start..=end).map(|(_, (e, _))| e.clone()).collect())
+    }
 }
 
 impl LogStore {
@@ -57,7 +129,7 @@ impl LogStore {
             .connect()
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&mut conn).await?;
-        Ok(LogStore { conn: Arc::new(Mutex::new(conn)) })
+        Ok(LogStore { conn: Arc::new(Mutex::new(conn)), recent: Arc::default() })
     }
 
     async fn get_kv<T: serde::de::DeserializeOwned>(&self, key: &str) -> StorageResult<Option<T>> {
@@ -103,6 +175,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> StorageResult<Vec<Entry<TypeConfig>>> {
         let (start, end) = bounds(&range);
+        if start > end {
+            return Ok(Vec::new());
+        }
+        if let Some(hit) = self.recent.lock().expect("log cache poisoned").get(start as u64, end as u64) {
+            return Ok(hit);
+        }
         let mut conn = self.conn.lock().await;
         // One JSON document rather than a row per entry: each row costs a worker round trip.
         let text: String = sqlx::query_scalar(
@@ -160,39 +238,70 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_kv::<Option<LogId<u64>>>("committed").await?.flatten())
     }
 
+    #[tracing::instrument(level = "debug", name = "raft.log.append", skip_all)]
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let mut kept = Vec::new();
         let rows: Vec<(u64, String)> = entries
             .into_iter()
-            .map(|e| serde_json::to_string(&e).map(|text| (e.log_id.index, text)))
-            .collect::<Result<_, _>>()
+            .map(|e| {
+                let text = serde_json::to_string(&e)?;
+                let row = (e.log_id.index, text);
+                kept.push((e, row.1.len()));
+                Ok(row)
+            })
+            .collect::<Result<_, serde_json::Error>>()
             .map_err(write_err)?;
-        let result = async {
-            let mut conn = self.conn.lock().await;
-            let mut tx = conn.begin().await?;
-            sqlx::query("INSERT OR REPLACE INTO log (idx, entry) SELECT value->>0, value->>1 FROM json_each(?)")
-                .bind(serde_json::to_string(&rows).expect("log rows serialize"))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(write_err(e))
+        {
+            // Cached before the write: replication may send an entry before the leader's own
+            // flush (commit still needs a quorum of flushes); a failed write stops the replica.
+            let mut recent = self.recent.lock().expect("log cache poisoned");
+            for (e, size) in kept {
+                recent.push(e, size);
             }
         }
+        // The write runs in the background and reports through `callback` (storage-v2's
+        // contract: `append` may return before the flush, as long as the entries are readable —
+        // they are, from the cache). The lock is taken here, before returning: tokio's mutex is
+        // fair, so every later log operation queues behind this write. Raft thereby replicates
+        // while the leader's own fsync is in flight. One statement: one implicit transaction,
+        // one worker round trip.
+        let mut conn = self.conn.clone().lock_owned().await;
+        let text = serde_json::to_string(&rows).expect("log rows serialize");
+        let span = tracing::info_span!(
+            "raft.log.flush",
+            entries = rows.len(),
+            first = rows.first().map(|r| r.0),
+            last = rows.last().map(|r| r.0)
+        );
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let result = sqlx::query(
+                    "INSERT OR REPLACE INTO log (idx, entry) SELECT value->>0, value->>1 FROM json_each(?)",
+                )
+                .bind(text)
+                .execute(&mut *conn)
+                .await;
+                drop(conn);
+                match result {
+                    Ok(_) => callback.log_io_completed(Ok(())),
+                    Err(e) => {
+                        tracing::error!(error = %e, "appending to the raft log failed");
+                        callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                    }
+                }
+            },
+            span,
+        ));
+        Ok(())
     }
 
+    #[tracing::instrument(level = "info", name = "raft.log.truncate", skip_all, fields(from = log_id.index))]
     async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+        self.recent.lock().expect("log cache poisoned").truncate(log_id.index);
         let mut conn = self.conn.lock().await;
         sqlx::query("DELETE FROM log WHERE idx >= ?")
             .bind(log_id.index as i64)
@@ -202,10 +311,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", name = "raft.log.purge", skip_all, fields(upto = log_id.index))]
     async fn purge(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
         // Record the purge point first: a crash between the two leaves entries that are merely
         // redundant, never a hole.
         self.set_kv("last_purged", &log_id).await?;
+        self.recent.lock().expect("log cache poisoned").purge(log_id.index);
         let mut conn = self.conn.lock().await;
         sqlx::query("DELETE FROM log WHERE idx <= ?")
             .bind(log_id.index as i64)
@@ -213,5 +324,56 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
             .map_err(write_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn entry(index: u64) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 0), index), payload: EntryPayload::Blank }
+    }
+
+    fn indexes(r: &Recent, start: u64, end: u64) -> Option<Vec<u64>> {
+        r.get(start, end).map(|v| v.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn the_cache_is_a_consecutive_tail() {
+        let mut r = Recent::default();
+        for i in 1..=5 {
+            r.push(entry(i), 10);
+        }
+        assert_eq!(indexes(&r, 2, 4), Some(vec![2, 3, 4]));
+        assert_eq!(indexes(&r, 4, 99), Some(vec![4, 5]));
+        assert_eq!(indexes(&r, 0, 3), None, "a range starting before the cache goes to SQLite");
+        // A conflicting suffix replaced (truncate, then append from 4).
+        r.truncate(4);
+        r.push(entry(4), 10);
+        assert_eq!(indexes(&r, 1, 9), Some(vec![1, 2, 3, 4]));
+        assert_eq!(r.bytes, 40);
+        // An append that is not the next index (a follower after a snapshot) restarts the run.
+        r.push(entry(9), 10);
+        assert_eq!(indexes(&r, 9, 9), Some(vec![9]));
+        assert_eq!(indexes(&r, 4, 9), None);
+        r.push(entry(10), 10);
+        r.purge(9);
+        assert_eq!(indexes(&r, 10, 10), Some(vec![10]));
+        assert_eq!(r.bytes, 10);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut r = Recent::default();
+        for i in 1..=(Recent::MAX_ENTRIES as u64 + 10) {
+            r.push(entry(i), 1);
+        }
+        assert_eq!(r.entries.len(), Recent::MAX_ENTRIES);
+        assert_eq!(indexes(&r, 1, 1), None);
+        r.push(entry(Recent::MAX_ENTRIES as u64 + 11), Recent::MAX_BYTES);
+        assert_eq!(r.entries.len(), 1, "one huge entry evicts the rest but stays itself");
     }
 }

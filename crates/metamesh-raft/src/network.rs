@@ -15,6 +15,7 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::BasicNode;
+use tracing::Instrument;
 
 use metamesh_core::Proposal;
 
@@ -121,19 +122,34 @@ impl LocalConnection {
     }
 }
 
+// The same span names as the gRPC transport, so traces read alike over both.
 impl RaftNetwork<TypeConfig> for LocalConnection {
+    #[tracing::instrument(
+        level = "debug",
+        name = "raft.append_entries",
+        skip_all,
+        fields(target = self.to, entries = rpc.entries.len())
+    )]
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
         let raft = self.target().map_err(RPCError::Unreachable)?;
-        let resp = raft.append_entries(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
+        let resp = crate::replica::serve_append_entries(&raft, rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
         // A reply can be lost too: check the link again on the way back.
         self.target().map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e.to_string()))))?;
         Ok(resp)
     }
 
+    #[tracing::instrument(
+        level = "info",
+        name = "raft.install_snapshot",
+        skip_all,
+        fields(target = self.to, offset = rpc.offset, bytes = rpc.data.len(), done = rpc.done)
+    )]
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
@@ -143,6 +159,7 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         raft.install_snapshot(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
     }
 
+    #[tracing::instrument(level = "debug", name = "raft.vote", skip_all, fields(target = self.to))]
     async fn vote(&mut self, rpc: VoteRequest<u64>, _option: RPCOption) -> RpcResult<VoteResponse<u64>> {
         let raft = self.target().map_err(RPCError::Unreachable)?;
         raft.vote(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
@@ -152,18 +169,20 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
 impl Forwarder for LocalRouter {
     fn forward(&self, leader: u64, _addr: String, proposal: Proposal) -> BoxFuture<Result<ApplyReply, WriteError>> {
         let router = self.clone();
-        Box::pin(async move {
+        let call = async move {
             let raft = router.node(leader).ok_or_else(|| WriteError::Raft(format!("node {leader} is down")))?;
             raft.client_write(proposal).await.map(|r| r.data).map_err(crate::replica::write_error)
-        })
+        };
+        Box::pin(call.instrument(tracing::info_span!("raft.forward", leader)))
     }
 
     fn read_index(&self, leader: u64, _addr: String) -> BoxFuture<Result<u64, ReadError>> {
         let router = self.clone();
-        Box::pin(async move {
+        let call = async move {
             let raft = router.node(leader).ok_or_else(|| ReadError::Raft(format!("node {leader} is down")))?;
             let log_id = raft.ensure_linearizable().await.map_err(crate::replica::read_error)?;
             Ok(log_id.map(|l| l.index).unwrap_or(0))
-        })
+        };
+        Box::pin(call.instrument(tracing::info_span!("raft.read_index", leader)))
     }
 }

@@ -166,6 +166,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((meta.last_applied, meta.membership))
     }
 
+    #[tracing::instrument(level = "info", name = "raft.apply", skip_all, fields(entries, commands, last))]
     async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<ApplyReply>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + openraft::OptionalSend,
@@ -176,33 +177,39 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Until this batch is fully written the cache may be ahead of the store; a failed
         // write leaves it empty so the next call reads the truth back.
         self.meta = None;
-        let mut replies = Vec::new();
+        // The whole batch is one store transaction (one commit), the Raft bookkeeping in it.
+        let mut commands = Vec::new();
+        let mut indexes = Vec::new();
         for entry in entries {
             meta.last_applied = Some(entry.log_id);
             let index = entry.log_id.index;
             match entry.payload {
-                EntryPayload::Blank => {
-                    store
-                        .set_meta(META_KEY, &serde_json::to_string(&meta).map_err(sm_write)?)
-                        .await
-                        .map_err(sm_write)?;
-                    replies.push(ApplyReply { revision: index, applied: None });
-                }
+                EntryPayload::Blank => indexes.push((index, false)),
                 EntryPayload::Membership(m) => {
                     meta.membership = StoredMembership::new(Some(entry.log_id), m);
-                    store
-                        .set_meta(META_KEY, &serde_json::to_string(&meta).map_err(sm_write)?)
-                        .await
-                        .map_err(sm_write)?;
-                    replies.push(ApplyReply { revision: index, applied: None });
+                    indexes.push((index, false));
                 }
                 EntryPayload::Normal(proposal) => {
-                    let text = serde_json::to_string(&meta).map_err(sm_write)?;
-                    let applied =
-                        store.apply_with_meta(index, &proposal, Some((META_KEY, &text))).await.map_err(sm_write)?;
-                    replies.push(ApplyReply { revision: index, applied: Some(applied.into()) });
+                    commands.push((index, proposal));
+                    indexes.push((index, true));
                 }
             }
+        }
+        let span = tracing::Span::current();
+        span.record("entries", indexes.len());
+        span.record("commands", commands.len());
+        span.record("last", meta.last_applied.map(|l| l.index));
+        let text = serde_json::to_string(&meta).map_err(sm_write)?;
+        let mut applied =
+            store.apply_batch(commands, Some((META_KEY.to_owned(), text))).await.map_err(sm_write)?.into_iter();
+        let mut replies = Vec::with_capacity(indexes.len());
+        for (index, is_command) in indexes {
+            let applied = if is_command {
+                Some(applied.next().ok_or_else(|| sm_write("the store answered fewer entries than given"))?.into())
+            } else {
+                None
+            };
+            replies.push(ApplyReply { revision: index, applied });
         }
         self.meta = Some(meta);
         Ok(replies)
@@ -226,6 +233,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(file))
     }
 
+    #[tracing::instrument(level = "info", name = "raft.snapshot.install", skip_all, fields(snapshot = %meta.snapshot_id))]
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, BasicNode>,
@@ -275,6 +283,7 @@ pub struct SnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    #[tracing::instrument(level = "info", name = "raft.snapshot.build", skip_all)]
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
         let dir = self.shared.dir.join("snapshots");
         let building = dir.join(format!("building-{}.part", unique()));

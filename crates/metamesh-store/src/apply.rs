@@ -1,11 +1,18 @@
 //! The write pipeline and the handlers of every command but entity puts (see `entities`).
+//!
+//! Everything here is synchronous: it runs inside one blocking task on the writer connection
+//! (see `writer`), inside the transaction of a whole batch of log entries.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
 
 use metamesh_core::command::SchemaSpec;
 use metamesh_core::{Command, CommandError, EntityUrn, Outcome, Proposal, TenantId};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 
-use crate::{entities, lineage, schemas, search, Store, StoreError};
+use crate::writer::{Cached, WriterConn};
+use crate::{entities, graph, lineage, schemas, search, Store, StoreError, Validators};
 
 /// The result of applying one log entry.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,9 +38,9 @@ impl From<CommandError> for Fail {
     }
 }
 
-impl From<sqlx::Error> for Fail {
-    fn from(e: sqlx::Error) -> Self {
-        Fail::Store(StoreError::Db(e))
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Self {
+        Fail::Store(StoreError::Sqlite(e))
     }
 }
 
@@ -50,21 +57,20 @@ pub(crate) type Res<T> = Result<T, Fail>;
 
 /// What every handler needs to stamp its rows.
 pub(crate) struct Ctx<'a> {
-    pub store: &'a Store,
+    pub validators: &'a Validators,
     pub rev: i64,
     pub at_ms: i64,
     pub by: &'a str,
-    /// The tenants this shard owns, read once per apply (every command checks them; a
-    /// statement costs a thread round trip). A refused apply drops the context with its
-    /// transaction, so a tenant created by a refused batch does not linger here.
-    pub tenants: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The tenants this shard owns, as of this command: a copy of the writer's cache, kept only
+    /// if the command is applied (a refused command's tenant must not linger).
+    pub tenants: RefCell<HashSet<String>>,
     /// Changes to the live lineage graph, applied to the in-memory index after commit.
-    pub graph: std::sync::Mutex<Vec<crate::graph::Delta>>,
+    pub graph: RefCell<Vec<graph::Delta>>,
 }
 
 impl Ctx<'_> {
     pub fn owns(&self, tenant: &TenantId) -> bool {
-        self.tenants.lock().expect("tenant cache poisoned").contains(tenant.as_str())
+        self.tenants.borrow().contains(tenant.as_str())
     }
 
     pub fn require_tenant(&self, tenant: &TenantId) -> Res<()> {
@@ -74,6 +80,13 @@ impl Ctx<'_> {
             Err(CommandError::UnknownTenant(tenant.clone()).into())
         }
     }
+}
+
+/// What applying a batch of entries produced: one [`Applied`] per entry, and the lineage graph
+/// changes to publish once the transaction committed.
+struct BatchResult {
+    applied: Vec<Applied>,
+    deltas: Vec<graph::Delta>,
 }
 
 impl Store {
@@ -92,96 +105,265 @@ impl Store {
         proposal: &Proposal,
         meta: Option<(&str, &str)>,
     ) -> Result<Applied, StoreError> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        if let Some((key, value)) = meta {
-            set_meta(&mut tx, key, value).await?;
-        }
-        let (last_rev, last_at): (i64, i64) =
-            sqlx::query_as("SELECT ifnull(max(rev), 0), ifnull(max(at_ms), 0) FROM revisions")
-                .fetch_one(&mut *tx)
-                .await?;
-        if rev as i64 <= last_rev || rev > i64::MAX as u64 {
-            return Err(StoreError::OutOfOrder { last: last_rev as u64, given: rev });
-        }
-        let at_ms = proposal.at_ms.max(last_at);
-        let record = |ok: bool, outcome: String, request_id: Option<&str>| {
-            sqlx::query(
-                "INSERT INTO revisions (rev, at_ms, principal, request_id, ok, outcome) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(rev as i64)
-            .bind(at_ms)
-            .bind(proposal.principal.clone())
-            .bind(request_id.map(str::to_owned))
-            .bind(ok)
-            .bind(outcome)
-        };
+        let meta = meta.map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let mut applied = self.apply_batch(vec![(rev, proposal.clone())], meta).await?;
+        Ok(applied.remove(0))
+    }
 
-        if let Some(id) = &proposal.request_id {
-            let first: Option<(i64, String)> =
-                sqlx::query_as("SELECT rev, outcome FROM revisions WHERE principal = ? AND request_id = ? AND ok = 1")
-                    .bind(&proposal.principal)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some((first_rev, outcome)) = first {
-                let parsed: Outcome = serde_json::from_str(&outcome)
-                    .map_err(|e| StoreError::Corrupt(format!("outcome of revision {first_rev}: {e}")))?;
-                record(true, json!({ "duplicate_of": first_rev }).to_string(), None).execute(&mut *tx).await?;
-                tx.commit().await?;
-                return Ok(Applied { revision: rev, at_ms, result: Ok(parsed), duplicate_of: Some(first_rev as u64) });
-            }
+    /// Applies several entries in one transaction (one commit, one fsync), each in its own
+    /// savepoint: a refused command is rolled back alone and the others stand. `meta`, if
+    /// given, is written in the same transaction. Either every entry is applied or, on a
+    /// [`StoreError`], none is.
+    pub async fn apply_batch(
+        &self,
+        entries: Vec<(u64, Proposal)>,
+        meta: Option<(String, String)>,
+    ) -> Result<Vec<Applied>, StoreError> {
+        let validators = self.validators.clone();
+        let done = self
+            .writer
+            .run(move |w| apply_entries(w, &validators, &entries, meta.as_ref().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .await?;
+        if !done.deltas.is_empty() {
+            self.graph.write().expect("graph poisoned").apply(done.deltas);
         }
-
-        let tenants: Vec<String> = sqlx::query_scalar("SELECT name FROM tenants").fetch_all(&mut *tx).await?;
-        let tenants = std::sync::Mutex::new(tenants.into_iter().collect());
-        let ctx = Ctx {
-            store: self,
-            rev: rev as i64,
-            at_ms,
-            by: &proposal.principal,
-            tenants,
-            graph: std::sync::Mutex::new(Vec::new()),
-        };
-        let result = match proposal.validate() {
-            Err(e) => Err(e),
-            Ok(()) => {
-                let mut sp = tx.begin().await?;
-                match execute(&ctx, &mut sp, &proposal.command).await {
-                    Ok(outcome) => {
-                        sp.commit().await?;
-                        Ok(outcome)
-                    }
-                    Err(Fail::Command(e)) => {
-                        sp.rollback().await?;
-                        Err(e)
-                    }
-                    Err(Fail::Store(e)) => return Err(e),
-                }
-            }
-        };
-        match &result {
-            Ok(outcome) => {
-                let text = serde_json::to_string(outcome).expect("outcomes serialize");
-                record(true, text, proposal.request_id.as_deref()).execute(&mut *tx).await?;
-            }
-            Err(e) => {
-                let text = json!({ "error": e.to_string() }).to_string();
-                record(false, text, None).execute(&mut *tx).await?;
-            }
-        }
-        tx.commit().await?;
-        if result.is_ok() {
-            let deltas = std::mem::take(&mut *ctx.graph.lock().expect("graph deltas poisoned"));
-            if !deltas.is_empty() {
-                self.graph.write().expect("graph poisoned").apply(deltas);
-            }
-        }
-        Ok(Applied { revision: rev, at_ms, result, duplicate_of: None })
+        Ok(done.applied)
     }
 }
 
-async fn execute(ctx: &Ctx<'_>, conn: &mut SqliteConnection, command: &Command) -> Res<Outcome> {
+fn apply_entries(
+    w: &mut WriterConn,
+    validators: &Validators,
+    entries: &[(u64, Proposal)],
+    meta: Option<(&str, &str)>,
+) -> Result<BatchResult, StoreError> {
+    let mut state = w.cached()?;
+    w.cached = None;
+    let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut out = BatchResult { applied: Vec::with_capacity(entries.len()), deltas: Vec::new() };
+    let mut i = 0;
+    while i < entries.len() {
+        let run = put_run_len(&entries[i..]);
+        if run >= 2 {
+            out.applied.extend(apply_put_run(&tx, validators, &mut state, &entries[i..i + run])?);
+            i += run;
+        } else {
+            let (rev, proposal) = &entries[i];
+            out.applied.push(apply_one(&tx, validators, &mut state, *rev, proposal, &mut out.deltas)?);
+            i += 1;
+        }
+    }
+    if let Some((key, value)) = meta {
+        set_meta(&tx, key, value)?;
+    }
+    tx.commit()?;
+    w.cached = Some(state);
+    Ok(out)
+}
+
+/// Most entries coalesced into one set-based put.
+const MAX_PUT_RUN: usize = 1_000;
+
+/// How many entries from the start of `entries` are single-entity puts that can be written
+/// together: distinct URNs (a second put of one URN must see the first) and distinct request
+/// ids (a retry must see the first attempt's outcome).
+fn put_run_len(entries: &[(u64, Proposal)]) -> usize {
+    let mut urns = HashSet::new();
+    let mut requests = HashSet::new();
+    let mut n = 0;
+    for (_, p) in entries.iter().take(MAX_PUT_RUN) {
+        let Command::PutEntity(spec) = &p.command else { break };
+        if !urns.insert(&spec.urn) {
+            break;
+        }
+        if let Some(id) = &p.request_id {
+            if !requests.insert((&p.principal, id)) {
+                break;
+            }
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Applies consecutive single-entity puts (see [`put_run_len`]) as one set-based write, each row
+/// stamped with its own entry's revision, time and principal. The result is the same as
+/// applying them one by one — replicas cut apply batches differently and must still agree: each
+/// entry is checked on its own, a refused one writes nothing but its revision record.
+fn apply_put_run(
+    conn: &Connection,
+    validators: &Validators,
+    state: &mut Cached,
+    entries: &[(u64, Proposal)],
+) -> Result<Vec<Applied>, StoreError> {
+    let mut applied: Vec<Applied> = Vec::with_capacity(entries.len());
+    // Entries still to be written: index into `entries`, and the spec.
+    let mut pending: Vec<(usize, &metamesh_core::EntitySpec)> = Vec::new();
+    for (i, (rev, proposal)) in entries.iter().enumerate() {
+        let rev = *rev;
+        if rev as i64 <= state.last_rev || rev > i64::MAX as u64 {
+            return Err(StoreError::OutOfOrder { last: state.last_rev as u64, given: rev });
+        }
+        let at_ms = proposal.at_ms.max(state.last_at_ms);
+        state.last_rev = rev as i64;
+        state.last_at_ms = at_ms;
+        // The result is filled in below: a duplicate's first outcome, a refusal, or the put's.
+        let mut entry = Applied {
+            revision: rev,
+            at_ms,
+            result: Err(CommandError::invalid("command", "not applied")),
+            duplicate_of: None,
+        };
+        if let Some((first_rev, outcome)) = first_attempt(conn, proposal)? {
+            entry.result = Ok(outcome);
+            entry.duplicate_of = Some(first_rev);
+        } else if let Err(e) = proposal.validate() {
+            entry.result = Err(e);
+        } else if let Command::PutEntity(spec) = &proposal.command {
+            pending.push((i, spec));
+        }
+        applied.push(entry);
+    }
+    let specs: Vec<&metamesh_core::EntitySpec> = pending.iter().map(|(_, s)| *s).collect();
+    let checked = entities::check(validators, &state.tenants, conn, &specs).map_err(store_failure)?;
+    let mut rows = Vec::with_capacity(pending.len());
+    let mut written = Vec::with_capacity(pending.len());
+    for ((i, spec), c) in pending.into_iter().zip(checked) {
+        match c {
+            Ok(c) => {
+                let (rev, proposal) = &entries[i];
+                let stamp = entities::Stamp { rev: *rev as i64, at_ms: applied[i].at_ms, by: &proposal.principal };
+                rows.push((spec, c, stamp));
+                written.push(i);
+            }
+            Err(e) => applied[i].result = Err(e),
+        }
+    }
+    if !rows.is_empty() {
+        let outcomes = entities::write(conn, rows).map_err(store_failure)?;
+        for (i, outcome) in written.into_iter().zip(outcomes) {
+            applied[i].result = Ok(outcome);
+        }
+    }
+    for (a, (_, proposal)) in applied.iter().zip(entries) {
+        let (ok, outcome, request_id) = match (&a.result, a.duplicate_of) {
+            (Ok(_), Some(first)) => (true, json!({ "duplicate_of": first }).to_string(), None),
+            (Ok(o), None) => {
+                (true, serde_json::to_string(o).expect("outcomes serialize"), proposal.request_id.as_deref())
+            }
+            (Err(e), _) => (false, json!({ "error": e.to_string() }).to_string(), None),
+        };
+        record_revision(conn, a.revision, a.at_ms, &proposal.principal, request_id, ok, &outcome)?;
+    }
+    Ok(applied)
+}
+
+/// A handler failure where only a store failure is possible.
+fn store_failure(f: Fail) -> StoreError {
+    match f {
+        Fail::Store(e) => e,
+        Fail::Command(e) => StoreError::Invalid(e),
+    }
+}
+
+/// The revision and outcome that first applied this proposal's request id, if any.
+fn first_attempt(conn: &Connection, proposal: &Proposal) -> Result<Option<(u64, Outcome)>, StoreError> {
+    let Some(id) = &proposal.request_id else { return Ok(None) };
+    let first: Option<(i64, String)> = conn
+        .prepare_cached("SELECT rev, outcome FROM revisions WHERE principal = ? AND request_id = ? AND ok = 1")?
+        .query_row(params![proposal.principal, id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    first
+        .map(|(rev, outcome)| {
+            serde_json::from_str(&outcome)
+                .map(|o| (rev as u64, o))
+                .map_err(|e| StoreError::Corrupt(format!("outcome of revision {rev}: {e}")))
+        })
+        .transpose()
+}
+
+/// Records an entry's revision: who, when, and its outcome (a request id only on success).
+fn record_revision(
+    conn: &Connection,
+    rev: u64,
+    at_ms: i64,
+    principal: &str,
+    request_id: Option<&str>,
+    ok: bool,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO revisions (rev, at_ms, principal, request_id, ok, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![rev as i64, at_ms, principal, request_id, ok, outcome])?;
+    Ok(())
+}
+
+fn apply_one(
+    conn: &Connection,
+    validators: &Validators,
+    state: &mut Cached,
+    rev: u64,
+    proposal: &Proposal,
+    deltas: &mut Vec<graph::Delta>,
+) -> Result<Applied, StoreError> {
+    if rev as i64 <= state.last_rev || rev > i64::MAX as u64 {
+        return Err(StoreError::OutOfOrder { last: state.last_rev as u64, given: rev });
+    }
+    let at_ms = proposal.at_ms.max(state.last_at_ms);
+    state.last_rev = rev as i64;
+    state.last_at_ms = at_ms;
+    let record = |ok: bool, outcome: String, request_id: Option<&str>| {
+        record_revision(conn, rev, at_ms, &proposal.principal, request_id, ok, &outcome)
+    };
+
+    if let Some((first_rev, parsed)) = first_attempt(conn, proposal)? {
+        record(true, json!({ "duplicate_of": first_rev }).to_string(), None)?;
+        return Ok(Applied { revision: rev, at_ms, result: Ok(parsed), duplicate_of: Some(first_rev) });
+    }
+
+    let ctx = Ctx {
+        validators,
+        rev: rev as i64,
+        at_ms,
+        by: &proposal.principal,
+        tenants: RefCell::new(state.tenants.clone()),
+        graph: RefCell::new(Vec::new()),
+    };
+    let result = match proposal.validate() {
+        Err(e) => Err(e),
+        Ok(()) => {
+            conn.prepare_cached("SAVEPOINT command")?.execute([])?;
+            match execute(&ctx, conn, &proposal.command) {
+                Ok(outcome) => {
+                    conn.prepare_cached("RELEASE command")?.execute([])?;
+                    Ok(outcome)
+                }
+                Err(Fail::Command(e)) => {
+                    conn.prepare_cached("ROLLBACK TO command")?.execute([])?;
+                    conn.prepare_cached("RELEASE command")?.execute([])?;
+                    Err(e)
+                }
+                Err(Fail::Store(e)) => return Err(e),
+            }
+        }
+    };
+    match &result {
+        Ok(outcome) => {
+            let text = serde_json::to_string(outcome).expect("outcomes serialize");
+            record(true, text, proposal.request_id.as_deref())?;
+            state.tenants = ctx.tenants.into_inner();
+            deltas.extend(ctx.graph.into_inner());
+        }
+        Err(e) => {
+            let text = json!({ "error": e.to_string() }).to_string();
+            record(false, text, None)?;
+        }
+    }
+    Ok(Applied { revision: rev, at_ms, result, duplicate_of: None })
+}
+
+fn execute(ctx: &Ctx<'_>, conn: &Connection, command: &Command) -> Res<Outcome> {
     match command {
         Command::Batch { commands } => {
             let mut outcomes = Vec::with_capacity(commands.len());
@@ -200,24 +382,24 @@ async fn execute(ctx: &Ctx<'_>, conn: &mut SqliteConnection, command: &Command) 
                 }
                 if !chunk.is_empty() {
                     let offset = i - chunk.len();
-                    let done = entities::put(ctx, conn, &chunk, Some(offset)).await?;
+                    let done = entities::put(ctx, conn, &chunk, Some(offset))?;
                     outcomes.extend(done);
                     continue;
                 }
-                let one = Box::pin(execute(ctx, conn, &commands[i])).await.map_err(|e| at_index(i, e))?;
+                let one = execute(ctx, conn, &commands[i]).map_err(|e| at_index(i, e))?;
                 outcomes.push(one);
                 i += 1;
             }
             Ok(Outcome::Batch { outcomes })
         }
-        Command::CreateTenant { tenant } => create_tenant(ctx, conn, tenant).await,
-        Command::RegisterSchema(spec) => register_schema(ctx, conn, spec).await,
-        Command::PutEntity(spec) => Ok(entities::put(ctx, conn, &[spec], None).await?.remove(0)),
-        Command::DeleteEntity { urn, expect_version } => entities::delete(ctx, conn, urn, *expect_version).await,
-        Command::PutDocument { urn, title, body } => put_document(ctx, conn, urn, title, Some(body)).await,
-        Command::DeleteDocument { urn, title } => put_document(ctx, conn, urn, title, None).await,
-        Command::AddEdge(e) => lineage::add_edge(ctx, conn, e).await,
-        Command::RemoveEdge(e) => lineage::remove_edge(ctx, conn, e).await,
+        Command::CreateTenant { tenant } => create_tenant(ctx, conn, tenant),
+        Command::RegisterSchema(spec) => register_schema(ctx, conn, spec),
+        Command::PutEntity(spec) => Ok(entities::put(ctx, conn, &[spec], None)?.remove(0)),
+        Command::DeleteEntity { urn, expect_version } => entities::delete(ctx, conn, urn, *expect_version),
+        Command::PutDocument { urn, title, body } => put_document(ctx, conn, urn, title, Some(body)),
+        Command::DeleteDocument { urn, title } => put_document(ctx, conn, urn, title, None),
+        Command::AddEdge(e) => lineage::add_edge(ctx, conn, e),
+        Command::RemoveEdge(e) => lineage::remove_edge(ctx, conn, e),
     }
 }
 
@@ -229,94 +411,69 @@ pub(crate) fn at_index(i: usize, f: Fail) -> Fail {
     }
 }
 
-async fn create_tenant(ctx: &Ctx<'_>, conn: &mut SqliteConnection, tenant: &TenantId) -> Res<Outcome> {
-    let done =
-        sqlx::query("INSERT INTO tenants (name, rev, at_ms, created_by) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(tenant.as_str())
-            .bind(ctx.rev)
-            .bind(ctx.at_ms)
-            .bind(ctx.by)
-            .execute(&mut *conn)
-            .await?;
-    if done.rows_affected() == 0 {
+fn create_tenant(ctx: &Ctx<'_>, conn: &Connection, tenant: &TenantId) -> Res<Outcome> {
+    let done = conn
+        .prepare_cached(
+            "INSERT INTO tenants (name, rev, at_ms, created_by) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![tenant.as_str(), ctx.rev, ctx.at_ms, ctx.by])?;
+    if done == 0 {
         return Err(CommandError::TenantExists(tenant.clone()).into());
     }
-    ctx.tenants.lock().expect("tenant cache poisoned").insert(tenant.to_string());
-    record_change(ctx, conn, tenant.as_str(), &format!("mm://{tenant}"), "tenant").await?;
+    ctx.tenants.borrow_mut().insert(tenant.to_string());
+    record_change(ctx, conn, tenant.as_str(), &format!("mm://{tenant}"), "tenant")?;
     Ok(Outcome::Tenant { tenant: tenant.clone() })
 }
 
-async fn register_schema(ctx: &Ctx<'_>, conn: &mut SqliteConnection, spec: &SchemaSpec) -> Res<Outcome> {
+fn register_schema(ctx: &Ctx<'_>, conn: &Connection, spec: &SchemaSpec) -> Res<Outcome> {
     ctx.require_tenant(&spec.tenant)?;
-    let plan = schemas::register(ctx, conn, spec).await?;
+    let plan = schemas::register(ctx, conn, spec)?;
     if plan.creates {
         let urn = format!("mm://{}/type/{}", spec.tenant, spec.type_name);
-        record_change(ctx, conn, spec.tenant.as_str(), &urn, "schema").await?;
+        record_change(ctx, conn, spec.tenant.as_str(), &urn, "schema")?;
     }
     Ok(Outcome::Schema { tenant: spec.tenant.clone(), type_name: spec.type_name.clone(), version: plan.version })
 }
 
-async fn put_document(
-    ctx: &Ctx<'_>,
-    conn: &mut SqliteConnection,
-    urn: &EntityUrn,
-    title: &str,
-    body: Option<&str>,
-) -> Res<Outcome> {
+fn put_document(ctx: &Ctx<'_>, conn: &Connection, urn: &EntityUrn, title: &str, body: Option<&str>) -> Res<Outcome> {
     ctx.require_tenant(urn.tenant())?;
-    let (id, _) = entities::live_id(conn, urn).await?;
-    let prev: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT version, deleted FROM documents WHERE entity_id = ? AND title = ? AND until_rev IS NULL",
-    )
-    .bind(id)
-    .bind(title)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let (id, _) = entities::live_id(conn, urn)?;
+    let prev: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT version, deleted FROM documents WHERE entity_id = ? AND title = ? AND until_rev IS NULL",
+        )?
+        .query_row(params![id, title], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     let version = match (prev, body) {
         (None | Some((_, 1)), None) => return Err(CommandError::NotFound(format!("{urn} document `{title}`")).into()),
         (None, Some(_)) => 1,
         (Some((v, _)), _) => v + 1,
     };
-    sqlx::query("UPDATE documents SET until_rev = ? WHERE entity_id = ? AND title = ? AND until_rev IS NULL")
-        .bind(ctx.rev)
-        .bind(id)
-        .bind(title)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
+    conn.prepare_cached("UPDATE documents SET until_rev = ? WHERE entity_id = ? AND title = ? AND until_rev IS NULL")?
+        .execute(params![ctx.rev, id, title])?;
+    conn.prepare_cached(
         "INSERT INTO documents (entity_id, title, version, rev, until_rev, at_ms, by, body, deleted)
          VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(title)
-    .bind(version)
-    .bind(ctx.rev)
-    .bind(ctx.at_ms)
-    .bind(ctx.by)
-    .bind(body.unwrap_or(""))
-    .bind(body.is_none())
-    .execute(&mut *conn)
-    .await?;
-    search::reindex(conn, &[id]).await?;
-    record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "document").await?;
+    )?
+    .execute(params![id, title, version, ctx.rev, ctx.at_ms, ctx.by, body.unwrap_or(""), body.is_none()])?;
+    search::reindex(conn, &[id])?;
+    record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "document")?;
     Ok(Outcome::Document { urn: urn.clone(), title: title.to_owned(), version: version as u32 })
 }
 
-async fn set_meta(conn: &mut SqliteConnection, key: &str, value: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-        .bind(key)
-        .bind(value)
-        .execute(&mut *conn)
-        .await?;
+fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
     Ok(())
 }
 
 impl Store {
     /// Sets a `meta` key on its own (for log entries that carry no command).
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let mut conn = self.writer.lock().await;
-        set_meta(&mut conn, key, value).await?;
-        Ok(())
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.writer.run(move |w| Ok(set_meta(&w.conn, &key, &value)?)).await
     }
 
     /// A `meta` value.
@@ -326,32 +483,30 @@ impl Store {
 
     /// Writes a consistent copy of the whole store to `path` (`VACUUM INTO`) and returns the
     /// value of `meta_key` at that instant. Applies wait meanwhile, so the copy and the value
-    /// describe the same state.
+    /// describe the same state. The copy is fsynced before this returns.
     pub async fn snapshot_into(&self, path: &std::path::Path, meta_key: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.writer.lock().await;
-        let value: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(meta_key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let target = path.to_str().ok_or_else(|| StoreError::Corrupt(format!("non-UTF-8 path {}", path.display())))?;
-        sqlx::query("VACUUM INTO ?").bind(target).execute(&mut *conn).await?;
-        Ok(value)
+        let target =
+            path.to_str().ok_or_else(|| StoreError::Corrupt(format!("non-UTF-8 path {}", path.display())))?.to_owned();
+        let key = meta_key.to_owned();
+        self.writer
+            .run(move |w| {
+                let value: Option<String> =
+                    w.conn.query_row("SELECT value FROM meta WHERE key = ?", [&key], |r| r.get(0)).optional()?;
+                w.conn.execute("VACUUM INTO ?", [&target])?;
+                std::fs::File::open(&target)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| StoreError::Corrupt(format!("syncing snapshot {target}: {e}")))?;
+                // The log before this state may now be purged; make sure the state itself is
+                // on disk even when commits are not fsynced (`synchronous = NORMAL`).
+                w.conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
+                Ok(value)
+            })
+            .await
     }
 }
 
-pub(crate) async fn record_change(
-    ctx: &Ctx<'_>,
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    urn: &str,
-    change: &str,
-) -> Res<()> {
-    sqlx::query("INSERT INTO changes (rev, tenant, urn, change) VALUES (?, ?, ?, ?)")
-        .bind(ctx.rev)
-        .bind(tenant)
-        .bind(urn)
-        .bind(change)
-        .execute(&mut *conn)
-        .await?;
+pub(crate) fn record_change(ctx: &Ctx<'_>, conn: &Connection, tenant: &str, urn: &str, change: &str) -> Res<()> {
+    conn.prepare_cached("INSERT INTO changes (rev, tenant, urn, change) VALUES (?, ?, ?, ?)")?
+        .execute(params![ctx.rev, tenant, urn, change])?;
     Ok(())
 }

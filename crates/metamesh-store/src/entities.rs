@@ -1,15 +1,16 @@
 //! Entity writes, set-based.
 //!
-//! sqlx hands every statement to a worker thread, so a statement costs tens of microseconds no
-//! matter how small. A put therefore reads the current state of all its entities in one query,
-//! validates in Rust, and writes each table with one `INSERT … SELECT FROM json_each(?)`: a
-//! batch of a thousand entities costs about as many statements as one entity.
+//! A put reads the current state of all its entities in one query, validates in Rust
+//! ([`check`]), and writes each table with one `INSERT … SELECT FROM json_each(?)` ([`write`]):
+//! a batch of a thousand entities costs about as many statements as one entity, and SQLite
+//! parses the rows in C. The same two steps serve puts coalesced from consecutive log entries
+//! (see `apply`), each row carrying its own revision, time and principal.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use metamesh_core::{CommandError, EntitySpec, EntityUrn, Outcome, TenantId, TypeName};
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::apply::{record_change, Ctx, Res};
 use crate::schemas::{self, check_properties};
@@ -19,136 +20,208 @@ use metamesh_core::schema::SchemaVersion;
 /// Schemas resolved during one put, by (tenant, type, requested version).
 type Resolved = HashMap<(TenantId, TypeName, Option<u32>), (SchemaVersion, Arc<jsonschema::Validator>)>;
 
-/// Writes a new version of each entity. The URNs must be distinct.
-/// `batch_offset` is the index of `specs[0]` in the enclosing batch, if any, so that a refusal
-/// names the failing element.
-pub(crate) async fn put(
+/// Who wrote a version and when: the revision of the log entry, its time and principal. Puts of
+/// one command share one stamp; puts coalesced from several log entries each have their own.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamp<'a> {
+    pub rev: i64,
+    pub at_ms: i64,
+    pub by: &'a str,
+}
+
+impl<'a> Stamp<'a> {
+    pub fn of(ctx: &Ctx<'a>) -> Stamp<'a> {
+        Stamp { rev: ctx.rev, at_ms: ctx.at_ms, by: ctx.by }
+    }
+}
+
+/// A put that passed its checks: what [`write`] needs.
+pub(crate) struct Checked {
+    /// The node id, if the URN was interned before.
+    id: Option<i64>,
+    /// Whether the entity already exists (has a version).
+    exists: bool,
+    version: u64,
+    schema_version: Option<u32>,
+}
+
+/// Writes a new version of each entity, all or nothing: the first refused spec refuses the
+/// command. The URNs must be distinct. `batch_offset` is the index of `specs[0]` in the
+/// enclosing batch, if any, so that a refusal names the failing element.
+pub(crate) fn put(
     ctx: &Ctx<'_>,
-    conn: &mut SqliteConnection,
+    conn: &Connection,
     specs: &[&EntitySpec],
     batch_offset: Option<usize>,
 ) -> Res<Vec<Outcome>> {
-    let tag = |i: usize, f: crate::apply::Fail| match batch_offset {
-        Some(offset) => crate::apply::at_index(offset + i, f),
-        None => f,
-    };
-    for (i, s) in specs.iter().enumerate() {
-        ctx.require_tenant(s.urn.tenant()).map_err(|f| tag(i, f))?;
+    let checked = check(ctx.validators, &ctx.tenants.borrow(), conn, specs)?;
+    let mut ok = Vec::with_capacity(specs.len());
+    for (i, c) in checked.into_iter().enumerate() {
+        match c {
+            Ok(c) => ok.push(c),
+            Err(e) => {
+                let f = crate::apply::Fail::Command(e);
+                return Err(match batch_offset {
+                    Some(offset) => crate::apply::at_index(offset + i, f),
+                    None => f,
+                });
+            }
+        }
     }
+    let stamp = Stamp::of(ctx);
+    let rows: Vec<(&EntitySpec, Checked, Stamp<'_>)> =
+        specs.iter().zip(ok).map(|(spec, c)| (*spec, c, stamp)).collect();
+    write(conn, rows)
+}
 
-    // Intern every URN first (a refusal rolls this back with the rest), then read the node id
-    // and current version of all of them in one round trip, as one JSON document: sqlx hands
-    // rows over one at a time, a JSON string in one piece.
+/// Checks each put against the current state, independently: one result per spec. Reads the
+/// state of all of them in one query; writes nothing (a refused put must leave no trace, not
+/// even an interned URN). The URNs must be distinct.
+pub(crate) fn check(
+    validators: &crate::Validators,
+    tenants: &std::collections::HashSet<String>,
+    conn: &Connection,
+    specs: &[&EntitySpec],
+) -> Res<Vec<Result<Checked, CommandError>>> {
     let urns: Vec<String> = specs.iter().map(|s| s.urn.to_string()).collect();
-    let urns_json = serde_json::to_string(&urns).expect("strings serialize");
-    sqlx::query("INSERT OR IGNORE INTO nodes (urn) SELECT value FROM json_each(?)")
-        .bind(&urns_json)
-        .execute(&mut *conn)
-        .await?;
-    let state: String = sqlx::query_scalar(
-        "SELECT json_group_array(json_array(id, version)) FROM (
-             SELECT n.id AS id, v.version AS version
-             FROM json_each(?) j
-             JOIN nodes n ON n.urn = j.value
-             LEFT JOIN versions v ON v.entity_id = n.id AND v.until_rev IS NULL
-             ORDER BY j.key)",
-    )
-    .bind(&urns_json)
-    .fetch_one(&mut *conn)
-    .await?;
-    let current: Vec<(i64, Option<i64>)> =
+    let state: String = conn
+        .prepare_cached(
+            "SELECT json_group_array(json_array(id, version)) FROM (
+                 SELECT n.id AS id, v.version AS version
+                 FROM json_each(?) j
+                 LEFT JOIN nodes n ON n.urn = j.value
+                 LEFT JOIN versions v ON v.entity_id = n.id AND v.until_rev IS NULL
+                 ORDER BY j.key)",
+        )?
+        .query_row([json(&urns)], |r| r.get(0))?;
+    let current: Vec<(Option<i64>, Option<i64>)> =
         serde_json::from_str(&state).map_err(|e| crate::StoreError::Corrupt(format!("entity state of a put: {e}")))?;
     if current.len() != specs.len() {
-        return Err(crate::StoreError::Corrupt("node ids missing after insert".into()).into());
+        return Err(crate::StoreError::Corrupt("entity state of a put: rows missing".into()).into());
     }
-
     let mut resolved: Resolved = HashMap::new();
-    let mut new_versions = Vec::with_capacity(specs.len());
-    for (i, (spec, cur)) in specs.iter().zip(&current).enumerate() {
-        let checked = check_spec(ctx, conn, spec, cur.1, &mut resolved).await.map_err(|f| tag(i, f))?;
-        new_versions.push(checked);
+    let mut out = Vec::with_capacity(specs.len());
+    for (spec, &(id, version)) in specs.iter().zip(&current) {
+        let result = if !tenants.contains(spec.urn.tenant().as_str()) {
+            Err(CommandError::UnknownTenant(spec.urn.tenant().clone()))
+        } else {
+            match check_spec(validators, conn, spec, version, &mut resolved) {
+                Ok((version_new, schema_version)) => {
+                    Ok(Checked { id, exists: version.is_some(), version: version_new, schema_version })
+                }
+                Err(crate::apply::Fail::Command(e)) => Err(e),
+                Err(store) => return Err(store),
+            }
+        };
+        out.push(result);
+    }
+    Ok(out)
+}
+
+/// Writes checked puts, each table with one statement over all rows.
+pub(crate) fn write(conn: &Connection, rows: Vec<(&EntitySpec, Checked, Stamp<'_>)>) -> Res<Vec<Outcome>> {
+    // Intern the URNs not seen before, then learn their ids.
+    let fresh: Vec<String> =
+        rows.iter().filter(|(_, c, _)| c.id.is_none()).map(|(s, _, _)| s.urn.to_string()).collect();
+    let mut fresh_ids: HashMap<String, i64> = HashMap::new();
+    if !fresh.is_empty() {
+        let fresh_json = json(&fresh);
+        conn.prepare_cached("INSERT OR IGNORE INTO nodes (urn) SELECT value FROM json_each(?)")?
+            .execute([&fresh_json])?;
+        let text: String = conn
+            .prepare_cached(
+                "SELECT json_group_array(json_array(n.urn, n.id)) FROM json_each(?) j JOIN nodes n ON n.urn = j.value",
+            )?
+            .query_row([&fresh_json], |r| r.get(0))?;
+        let pairs: Vec<(String, i64)> =
+            serde_json::from_str(&text).map_err(|e| crate::StoreError::Corrupt(format!("node ids of a put: {e}")))?;
+        fresh_ids.extend(pairs);
     }
 
     // Rows as JSON arrays of columns, serialized straight from tuples.
-    let mut headers: Vec<(i64, &str, &str, &str)> = Vec::new();
-    let mut rows = Vec::with_capacity(specs.len());
+    let mut headers: Vec<(i64, &str, &str, &str, i64, i64, &str)> = Vec::new();
+    let mut versions = Vec::with_capacity(rows.len());
+    let mut closes: Vec<(i64, i64)> = Vec::new();
     let mut tags: Vec<(i64, u64, &str)> = Vec::new();
-    let mut changes: Vec<(&str, &str)> = Vec::with_capacity(specs.len());
-    let mut outcomes = Vec::with_capacity(specs.len());
-    let mut ids = Vec::with_capacity(specs.len());
-    for (((spec, urn), &(id, version)), &(new_version, schema_version)) in
-        specs.iter().zip(&urns).zip(&current).zip(&new_versions)
-    {
-        if version.is_none() {
-            headers.push((id, spec.urn.tenant().as_str(), spec.urn.kind().as_str(), spec.urn.name()));
+    let mut changes: Vec<(i64, &str, String)> = Vec::with_capacity(rows.len());
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut ids = Vec::with_capacity(rows.len());
+    for (spec, c, stamp) in &rows {
+        let urn = spec.urn.to_string();
+        let id = match c.id {
+            Some(id) => id,
+            None => *fresh_ids
+                .get(&urn)
+                .ok_or_else(|| crate::StoreError::Corrupt(format!("node id of {urn} missing after insert")))?,
+        };
+        if c.exists {
+            closes.push((id, stamp.rev));
+        } else {
+            headers.push((
+                id,
+                spec.urn.tenant().as_str(),
+                spec.urn.kind().as_str(),
+                spec.urn.name(),
+                stamp.rev,
+                stamp.at_ms,
+                stamp.by,
+            ));
         }
         let tag_list: Vec<&String> = spec.tags.iter().collect();
-        rows.push((
+        versions.push((
             id,
-            new_version,
+            c.version,
+            stamp.rev,
+            stamp.at_ms,
+            stamp.by,
             spec.type_name.as_ref().map(|t| t.as_str()),
-            schema_version,
+            c.schema_version,
             spec.properties.to_string(),
-            serde_json::to_string(&tag_list).expect("strings serialize"),
+            json(&tag_list),
             spec.owner.as_deref(),
             spec.status.as_deref(),
             spec.description.as_deref(),
         ));
-        tags.extend(spec.tags.iter().map(|t| (id, new_version, t.as_str())));
-        changes.push((spec.urn.tenant().as_str(), urn.as_str()));
-        outcomes.push(Outcome::Entity { urn: spec.urn.clone(), version: new_version });
+        tags.extend(spec.tags.iter().map(|t| (id, c.version, t.as_str())));
+        outcomes.push(Outcome::Entity { urn: spec.urn.clone(), version: c.version });
+        changes.push((stamp.rev, spec.urn.tenant().as_str(), urn));
         ids.push(id);
     }
 
     if !headers.is_empty() {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO entities (id, tenant, kind, name, created_rev, created_at_ms, created_by)
-             SELECT value->>0, value->>1, value->>2, value->>3, ?, ?, ? FROM json_each(?)",
-        )
-        .bind(ctx.rev)
-        .bind(ctx.at_ms)
-        .bind(ctx.by)
-        .bind(json(&headers))
-        .execute(&mut *conn)
-        .await?;
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?)",
+        )?
+        .execute([json(&headers)])?;
     }
-    let ids_json = serde_json::to_string(&ids).expect("ints serialize");
-    sqlx::query(
-        "UPDATE versions SET until_rev = ? WHERE until_rev IS NULL AND entity_id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(ctx.rev)
-    .bind(&ids_json)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
+    if !closes.is_empty() {
+        conn.prepare_cached(
+            "UPDATE versions SET until_rev = j.value->>1 FROM json_each(?) j
+             WHERE versions.entity_id = j.value->>0 AND versions.until_rev IS NULL",
+        )?
+        .execute([json(&closes)])?;
+    }
+    conn.prepare_cached(
         "INSERT INTO versions (entity_id, version, rev, until_rev, at_ms, by, type_name, schema_version,
                                properties, tags, owner, status, description, deleted)
-         SELECT value->>0, value->>1, ?, NULL, ?, ?, value->>2, value->>3,
-                value->>4, value->>5, value->>6, value->>7, value->>8, 0
+         SELECT value->>0, value->>1, value->>2, NULL, value->>3, value->>4, value->>5, value->>6,
+                value->>7, value->>8, value->>9, value->>10, value->>11, 0
          FROM json_each(?)",
-    )
-    .bind(ctx.rev)
-    .bind(ctx.at_ms)
-    .bind(ctx.by)
-    .bind(json(&rows))
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute([json(&versions)])?;
     if !tags.is_empty() {
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO version_tags (entity_id, version, tag) SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
-        )
-        .bind(json(&tags))
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute([json(&tags)])?;
     }
-    search::reindex(conn, &ids).await?;
-    sqlx::query(
-        "INSERT INTO changes (rev, tenant, urn, change) SELECT ?, value->>0, value->>1, 'entity_version' FROM json_each(?)",
-    )
-    .bind(ctx.rev)
-    .bind(json(&changes))
-    .execute(&mut *conn)
-    .await?;
+    search::reindex(conn, &ids)?;
+    conn.prepare_cached(
+        "INSERT INTO changes (rev, tenant, urn, change)
+         SELECT value->>0, value->>1, value->>2, 'entity_version' FROM json_each(?)",
+    )?
+    .execute([json(&changes)])?;
     Ok(outcomes)
 }
 
@@ -158,9 +231,9 @@ fn json<T: serde::Serialize>(rows: &T) -> String {
 }
 
 /// Checks one spec against the current state; returns its new version and schema version.
-async fn check_spec(
-    ctx: &Ctx<'_>,
-    conn: &mut SqliteConnection,
+fn check_spec(
+    validators: &crate::Validators,
+    conn: &Connection,
     spec: &EntitySpec,
     current_version: Option<i64>,
     resolved: &mut Resolved,
@@ -176,14 +249,12 @@ async fn check_spec(
         Some(t) => {
             let key = (spec.urn.tenant().clone(), t.clone(), spec.schema_version);
             if !resolved.contains_key(&key) {
-                let found = schemas::load(&mut *conn, spec.urn.tenant(), t, spec.schema_version, None).await?;
+                let found = schemas::load_in(conn, spec.urn.tenant(), t, spec.schema_version)?;
                 let s = match (found, spec.schema_version) {
                     (Some(s), _) => s,
                     // A type with versions, but not this one; an unknown type stays an unknown
                     // type whatever version was asked for.
-                    (None, Some(version))
-                        if schemas::load(&mut *conn, spec.urn.tenant(), t, None, None).await?.is_some() =>
-                    {
+                    (None, Some(version)) if schemas::load_in(conn, spec.urn.tenant(), t, None)?.is_some() => {
                         return Err(CommandError::UnknownSchemaVersion { type_name: t.clone(), version }.into())
                     }
                     (None, _) => {
@@ -194,7 +265,7 @@ async fn check_spec(
                         .into())
                     }
                 };
-                let v = ctx.store.validator(&s)?;
+                let v = schemas::validator(validators, &s)?;
                 resolved.insert(key.clone(), (s, v));
             }
             let (s, v) = &resolved[&key];
@@ -214,57 +285,43 @@ async fn check_spec(
 }
 
 /// Writes a tombstone version: a copy of the current version marked deleted.
-pub(crate) async fn delete(
-    ctx: &Ctx<'_>,
-    conn: &mut SqliteConnection,
-    urn: &EntityUrn,
-    expect: Option<u64>,
-) -> Res<Outcome> {
+pub(crate) fn delete(ctx: &Ctx<'_>, conn: &Connection, urn: &EntityUrn, expect: Option<u64>) -> Res<Outcome> {
     ctx.require_tenant(urn.tenant())?;
-    let (id, version) = live_id(conn, urn).await?;
+    let (id, version) = live_id(conn, urn)?;
     if let Some(expected) = expect {
         if expected != version as u64 {
             return Err(CommandError::VersionConflict { urn: urn.to_string(), expected, actual: version as u64 }.into());
         }
     }
-    sqlx::query("UPDATE versions SET until_rev = ? WHERE entity_id = ? AND until_rev IS NULL")
-        .bind(ctx.rev)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
+    conn.prepare_cached("UPDATE versions SET until_rev = ? WHERE entity_id = ? AND until_rev IS NULL")?
+        .execute(params![ctx.rev, id])?;
+    conn.prepare_cached(
         "INSERT INTO versions (entity_id, version, rev, until_rev, at_ms, by, type_name, schema_version,
                                properties, tags, owner, status, description, deleted)
          SELECT entity_id, version + 1, ?, NULL, ?, ?, type_name, schema_version,
                 properties, tags, owner, status, description, 1
          FROM versions WHERE entity_id = ? AND version = ?",
-    )
-    .bind(ctx.rev)
-    .bind(ctx.at_ms)
-    .bind(ctx.by)
-    .bind(id)
-    .bind(version)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("INSERT INTO version_tags (entity_id, version, tag) SELECT entity_id, version + 1, tag FROM version_tags WHERE entity_id = ? AND version = ?")
-        .bind(id)
-        .bind(version)
-        .execute(&mut *conn)
-        .await?;
-    search::reindex(conn, &[id]).await?;
-    record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "entity_deleted").await?;
+    )?
+    .execute(params![ctx.rev, ctx.at_ms, ctx.by, id, version])?;
+    conn.prepare_cached(
+        "INSERT INTO version_tags (entity_id, version, tag)
+         SELECT entity_id, version + 1, tag FROM version_tags WHERE entity_id = ? AND version = ?",
+    )?
+    .execute(params![id, version])?;
+    search::reindex(conn, &[id])?;
+    record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "entity_deleted")?;
     Ok(Outcome::Entity { urn: urn.clone(), version: version as u64 + 1 })
 }
 
 /// The id and current version of a live (existing, not deleted) entity.
-pub(crate) async fn live_id(conn: &mut SqliteConnection, urn: &EntityUrn) -> Res<(i64, i64)> {
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT e.id, v.version, v.deleted FROM nodes n JOIN entities e ON e.id = n.id
-         JOIN versions v ON v.entity_id = e.id AND v.until_rev IS NULL WHERE n.urn = ?",
-    )
-    .bind(urn.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
+pub(crate) fn live_id(conn: &Connection, urn: &EntityUrn) -> Res<(i64, i64)> {
+    let row: Option<(i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT e.id, v.version, v.deleted FROM nodes n JOIN entities e ON e.id = n.id
+             JOIN versions v ON v.entity_id = e.id AND v.until_rev IS NULL WHERE n.urn = ?",
+        )?
+        .query_row([urn.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
     match row {
         None => Err(CommandError::NotFound(urn.to_string()).into()),
         Some((_, _, 1)) => Err(CommandError::Deleted(urn.to_string()).into()),

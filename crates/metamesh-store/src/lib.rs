@@ -6,8 +6,10 @@
 //! the revision, and commits. Raft calls `apply` with the log index as the revision; everything
 //! else in the command was chosen by the proposer, so replicas stay byte-identical.
 //!
-//! Reads go through a small pool of read-only connections (WAL lets them run beside the writer)
-//! and can be asked "as of" a revision or a time; see [`read`].
+//! Writes go through one rusqlite connection in tokio's blocking pool ([`writer`]), a whole
+//! batch of log entries in one transaction with a savepoint per entry. Reads go through a small
+//! sqlx pool of read-only connections (WAL lets them run beside the writer) and can be asked
+//! "as of" a revision or a time; see [`read`].
 //!
 //! Code map: [`apply`] (the write pipeline and command handlers), [`entities`] (bulk entity
 //! writes), [`schemas`] (the schema registry and its validator cache), [`lineage`] (edges, cycle
@@ -23,6 +25,7 @@ pub mod read;
 mod rows;
 mod schemas;
 mod search;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +52,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("revision {given} does not follow the last applied revision {last}")]
@@ -80,13 +85,16 @@ impl Default for StoreOptions {
 /// never go stale.
 type SchemaKey = (String, String, u32);
 
+/// Compiled validators by schema version, shared by the writer and the dry-run checks.
+pub(crate) type Validators = Mutex<HashMap<SchemaKey, Arc<jsonschema::Validator>>>;
+
 /// A shard's state in one SQLite file.
 pub struct Store {
-    /// The single writer. SQLite allows one writer at a time anyway; holding it in a mutex
-    /// makes `apply` calls queue in Rust rather than spin on `SQLITE_BUSY`.
-    writer: tokio::sync::Mutex<SqliteConnection>,
+    /// The single writer (see [`writer`]). SQLite allows one writer at a time anyway; holding
+    /// it behind a lock makes writes queue in Rust rather than spin on `SQLITE_BUSY`.
+    writer: writer::Writer,
     readers: SqlitePool,
-    validators: Mutex<HashMap<SchemaKey, Arc<jsonschema::Validator>>>,
+    validators: Arc<Validators>,
     /// The live lineage graph (see [`graph`]); written only after an apply commits.
     graph: std::sync::RwLock<graph::Graph>,
     path: PathBuf,
@@ -104,14 +112,16 @@ impl Store {
             .busy_timeout(std::time::Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let mut writer = base.clone().create_if_missing(true).connect().await?;
-        MIGRATOR.run_direct(&mut writer).await?;
+        let mut migrating: SqliteConnection = base.clone().create_if_missing(true).connect().await?;
+        MIGRATOR.run_direct(&mut migrating).await?;
+        sqlx::Connection::close(migrating).await?;
+        let writer = writer::Writer::open(&path, &opts)?;
         let readers =
             SqlitePoolOptions::new().max_connections(opts.readers.max(1)).connect_with(base.read_only(true)).await?;
         let store = Store {
-            writer: tokio::sync::Mutex::new(writer),
+            writer,
             readers,
-            validators: Mutex::new(HashMap::new()),
+            validators: Arc::new(Mutex::new(HashMap::new())),
             graph: std::sync::RwLock::new(graph::Graph::default()),
             path,
         };
@@ -132,8 +142,8 @@ impl Store {
     /// Closes the connections, checkpointing the WAL.
     pub async fn close(self) {
         self.readers.close().await;
-        let mut w = self.writer.into_inner();
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut w).await;
-        let _ = sqlx::Connection::close(w).await;
+        self.writer.with(|w| {
+            let _ = w.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
     }
 }

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use metamesh_core::query::AsOf;
 use metamesh_core::{CommandError, Direction, Edge, EdgeKind, EdgeSpec, EntityUrn, Outcome, TenantId, Urn};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
 use crate::apply::{record_change, Ctx, Res};
 use crate::graph::Delta;
@@ -15,9 +15,9 @@ use crate::{Store, StoreError};
 
 /// Resolves an edge end to a node id, interning remote URNs. A local end must be a live entity;
 /// without a version it is pinned to the entity's current version.
-async fn resolve_end(ctx: &Ctx<'_>, conn: &mut SqliteConnection, urn: &Urn) -> Res<(i64, Option<i64>)> {
+fn resolve_end(ctx: &Ctx<'_>, conn: &Connection, urn: &Urn) -> Res<(i64, Option<i64>)> {
     if ctx.owns(urn.entity.tenant()) {
-        let (id, current) = crate::entities::live_id(conn, &urn.entity).await?;
+        let (id, current) = crate::entities::live_id(conn, &urn.entity)?;
         let version = match urn.version {
             None => current,
             Some(v) if v as i64 <= current => v as i64,
@@ -25,46 +25,50 @@ async fn resolve_end(ctx: &Ctx<'_>, conn: &mut SqliteConnection, urn: &Urn) -> R
         };
         return Ok((id, Some(version)));
     }
-    let id: i64 =
-        sqlx::query_scalar("INSERT INTO nodes (urn) VALUES (?1) ON CONFLICT (urn) DO UPDATE SET urn = ?1 RETURNING id")
-            .bind(urn.entity.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
+    let id: i64 = conn
+        .prepare_cached("INSERT INTO nodes (urn) VALUES (?1) ON CONFLICT (urn) DO UPDATE SET urn = ?1 RETURNING id")?
+        .query_row([urn.entity.to_string()], |r| r.get(0))?;
     Ok((id, urn.version.map(|v| v as i64)))
 }
 
-pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &EdgeSpec) -> Res<Outcome> {
+pub(crate) fn add_edge(ctx: &Ctx<'_>, conn: &Connection, e: &EdgeSpec) -> Res<Outcome> {
     let owner = metamesh_core::command::edge_owner(e);
     ctx.require_tenant(owner)?;
-    let (src, src_version) = resolve_end(ctx, conn, &e.from).await?;
-    let (dst, dst_version) = resolve_end(ctx, conn, &e.to).await?;
+    let (src, src_version) = resolve_end(ctx, conn, &e.from)?;
+    let (dst, dst_version) = resolve_end(ctx, conn, &e.to)?;
     if e.kind.must_be_acyclic() {
-        if let Some(path) = find_path(conn, dst, src, e.kind).await? {
+        if let Some(path) = find_path(conn, dst, src, e.kind)? {
             let mut urns = vec![e.from.entity.to_string()];
             urns.extend(path);
             return Err(CommandError::Cycle { kind: e.kind, path: urns }.into());
         }
     }
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT OR IGNORE INTO edges (src, src_urn, src_version, dst, dst_urn, dst_version, kind, src_column,
+    let inserted: Option<i64> = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO edges (src, src_urn, src_version, dst, dst_urn, dst_version, kind, src_column,
                                       dst_column, transformation, rev, until_rev, at_ms, by)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) RETURNING id",
-    )
-    .bind(src)
-    .bind(e.from.entity.to_string())
-    .bind(src_version)
-    .bind(dst)
-    .bind(e.to.entity.to_string())
-    .bind(dst_version)
-    .bind(e.kind.as_str())
-    .bind(e.from_column.as_deref().unwrap_or(""))
-    .bind(e.to_column.as_deref().unwrap_or(""))
-    .bind(e.transformation.as_deref())
-    .bind(ctx.rev)
-    .bind(ctx.at_ms)
-    .bind(ctx.by)
-    .fetch_optional(&mut *conn)
-    .await?;
+        )?
+        .query_map(
+            params![
+                src,
+                e.from.entity.to_string(),
+                src_version,
+                dst,
+                e.to.entity.to_string(),
+                dst_version,
+                e.kind.as_str(),
+                e.from_column.as_deref().unwrap_or(""),
+                e.to_column.as_deref().unwrap_or(""),
+                e.transformation.as_deref(),
+                ctx.rev,
+                ctx.at_ms,
+                ctx.by,
+            ],
+            |r| r.get(0),
+        )?
+        .next()
+        .transpose()?;
     let changed = inserted.is_some();
     if let Some(id) = inserted {
         let edge = Edge {
@@ -78,59 +82,63 @@ pub(crate) async fn add_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &Edg
             created_at_ms: ctx.at_ms,
             created_by: ctx.by.to_owned(),
         };
-        ctx.graph.lock().expect("graph deltas poisoned").push(Delta::Added(id, Box::new(edge)));
-        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_added").await?;
+        ctx.graph.borrow_mut().push(Delta::Added(id, Box::new(edge)));
+        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_added")?;
     }
     Ok(Outcome::Edge { changed })
 }
 
 /// Tombstones the live edges matching `e`; an end without a version matches any version.
-pub(crate) async fn remove_edge(ctx: &Ctx<'_>, conn: &mut SqliteConnection, e: &EdgeSpec) -> Res<Outcome> {
+pub(crate) fn remove_edge(ctx: &Ctx<'_>, conn: &Connection, e: &EdgeSpec) -> Res<Outcome> {
     let owner = metamesh_core::command::edge_owner(e);
     ctx.require_tenant(owner)?;
-    let removed: Vec<i64> = sqlx::query_scalar(
-        "UPDATE edges SET until_rev = ?1
+    let removed: Vec<i64> = conn
+        .prepare_cached(
+            "UPDATE edges SET until_rev = ?1
          WHERE until_rev IS NULL AND kind = ?2 AND src_column = ?3 AND dst_column = ?4
            AND src = (SELECT id FROM nodes WHERE urn = ?5) AND (?6 IS NULL OR src_version = ?6)
            AND dst = (SELECT id FROM nodes WHERE urn = ?7) AND (?8 IS NULL OR dst_version = ?8)
          RETURNING id",
-    )
-    .bind(ctx.rev)
-    .bind(e.kind.as_str())
-    .bind(e.from_column.as_deref().unwrap_or(""))
-    .bind(e.to_column.as_deref().unwrap_or(""))
-    .bind(e.from.entity.to_string())
-    .bind(e.from.version.map(|v| v as i64))
-    .bind(e.to.entity.to_string())
-    .bind(e.to.version.map(|v| v as i64))
-    .fetch_all(&mut *conn)
-    .await?;
+        )?
+        .query_map(
+            params![
+                ctx.rev,
+                e.kind.as_str(),
+                e.from_column.as_deref().unwrap_or(""),
+                e.to_column.as_deref().unwrap_or(""),
+                e.from.entity.to_string(),
+                e.from.version.map(|v| v as i64),
+                e.to.entity.to_string(),
+                e.to.version.map(|v| v as i64),
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
     let changed = !removed.is_empty();
     if changed {
-        ctx.graph.lock().expect("graph deltas poisoned").push(Delta::Removed(removed));
-    }
-    if changed {
-        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_removed").await?;
+        ctx.graph.borrow_mut().push(Delta::Removed(removed));
+        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_removed")?;
     }
     Ok(Outcome::Edge { changed })
 }
 
 /// Breadth-first search from `from` to `to` over live edges of one kind; returns the URNs on
 /// the path (starting at `from`) if one exists. One query per level.
-async fn find_path(conn: &mut SqliteConnection, from: i64, to: i64, kind: EdgeKind) -> Res<Option<Vec<String>>> {
+fn find_path(conn: &Connection, from: i64, to: i64, kind: EdgeKind) -> Res<Option<Vec<String>>> {
     let mut parent: HashMap<i64, i64> = HashMap::new();
     let mut seen: HashSet<i64> = HashSet::from([from]);
     let mut frontier = vec![from];
     let mut hit = from == to;
     while !frontier.is_empty() && !hit {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT e.src, e.dst FROM json_each(?) j JOIN edges e ON e.src = j.value
-             WHERE e.kind = ? AND e.until_rev IS NULL",
-        )
-        .bind(serde_json::to_string(&frontier).expect("ints serialize"))
-        .bind(kind.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows: Vec<(i64, i64)> = conn
+            .prepare_cached(
+                "SELECT e.src, e.dst FROM json_each(?) j JOIN edges e ON e.src = j.value
+                 WHERE e.kind = ? AND e.until_rev IS NULL",
+            )?
+            .query_map(params![serde_json::to_string(&frontier).expect("ints serialize"), kind.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
         frontier.clear();
         for (s, d) in rows {
             if seen.insert(d) {
@@ -152,8 +160,7 @@ async fn find_path(conn: &mut SqliteConnection, from: i64, to: i64, kind: EdgeKi
     ids.reverse();
     let mut urns = Vec::with_capacity(ids.len());
     for id in ids {
-        let urn: String =
-            sqlx::query_scalar("SELECT urn FROM nodes WHERE id = ?").bind(id).fetch_one(&mut *conn).await?;
+        let urn: String = conn.prepare_cached("SELECT urn FROM nodes WHERE id = ?")?.query_row([id], |r| r.get(0))?;
         urns.push(urn);
     }
     Ok(Some(urns))

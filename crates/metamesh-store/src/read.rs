@@ -1,5 +1,6 @@
-//! Entity queries: by URN, versions, filtered listing with keyset pagination, search, documents,
-//! the change feed. Every read can be asked as of a revision or a time.
+//! Entity queries: by URN, versions, filtered listing with keyset pagination, search, documents
+//! and their history, the types of a tenant, the change feed. Every read can be asked as of a
+//! revision or a time.
 //!
 //! Cursors are opaque to clients. A listing cursor carries the revision the first page was read
 //! at, so the following pages read the same snapshot even while writes continue.
@@ -7,8 +8,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use metamesh_core::query::AsOf;
-use metamesh_core::schema::apply_migration;
-use metamesh_core::{CommandError, Document, EntityUrn, EntityVersion, ListFilter, PropertyOp, TenantId, Urn};
+use metamesh_core::schema::{apply_migration, SchemaVersion};
+use metamesh_core::{
+    CommandError, Document, EntityUrn, EntityVersion, Kind, ListFilter, PropertyOp, TenantId, TypeName, Urn,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -51,15 +54,70 @@ struct Cursor {
     rev: u64,
 }
 
-fn encode_cursor(c: &Cursor) -> String {
+/// Where a [`Store::list_types`] page continues: after this type name, at the first page's
+/// revision.
+#[derive(Serialize, Deserialize)]
+struct TypeCursor {
+    after: String,
+    rev: u64,
+}
+
+/// Where a [`Store::list_documents`] page continues: after this (title, version), in the order
+/// title ascending, version descending.
+#[derive(Serialize, Deserialize)]
+struct DocumentCursor {
+    title: String,
+    version: u32,
+}
+
+/// Which documents of an entity [`Store::list_documents`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DocumentFilter {
+    /// Only the document with this title.
+    pub title: Option<String>,
+    /// Every version (the history) instead of only the latest version of each document.
+    pub all_versions: bool,
+    /// Also deleted documents: their tombstone versions and, with `all_versions`, the versions
+    /// before the tombstone. Without it a document whose latest version is a tombstone is left
+    /// out entirely, and so are tombstones in the middle of a history (a document deleted and
+    /// written again).
+    pub include_deleted: bool,
+}
+
+fn encode_cursor<T: Serialize>(c: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).expect("cursor serializes"))
 }
 
-fn decode_cursor(s: &str) -> Result<Cursor, CommandError> {
+fn decode_cursor<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, CommandError> {
     let bad =
         || CommandError::InvalidField { field: "page_token".into(), reason: "not a token this server issued".into() };
     let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
     serde_json::from_slice(&bytes).map_err(|_| bad())
+}
+
+/// The columns [`schema_row`] reads, in order.
+const SCHEMA_COLUMNS: &str = "s.tenant, s.type_name, s.version, s.base_kind, s.compatibility, s.schema, s.migration,
+     s.rev, s.at_ms, s.created_by";
+
+/// A `schemas` row selected with [`SCHEMA_COLUMNS`]. Mirrors the registry's own decoding in
+/// `schemas.rs`; a row that does not decode is corruption.
+fn schema_row(r: &sqlx::sqlite::SqliteRow) -> Result<SchemaVersion, StoreError> {
+    let (tenant, type_name, version): (String, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    let corrupt = |what: &str| StoreError::Corrupt(format!("schema {tenant}/{type_name} v{version}: bad {what}"));
+    let (base_kind, compatibility): (String, String) = (r.try_get(3)?, r.try_get(4)?);
+    let (schema, migration): (String, String) = (r.try_get(5)?, r.try_get(6)?);
+    Ok(SchemaVersion {
+        tenant: TenantId::new(&tenant).map_err(|_| corrupt("tenant"))?,
+        type_name: TypeName::new(&type_name).map_err(|_| corrupt("type name"))?,
+        version: u32::try_from(version).map_err(|_| corrupt("version"))?,
+        base_kind: base_kind.parse().map_err(|_| corrupt("base kind"))?,
+        compatibility: compatibility.parse().map_err(|_| corrupt("compatibility"))?,
+        schema: serde_json::from_str(&schema).map_err(|_| corrupt("schema"))?,
+        migration: serde_json::from_str(&migration).map_err(|_| corrupt("migration"))?,
+        revision: r.try_get::<i64, _>(7)? as u64,
+        created_at_ms: r.try_get(8)?,
+        created_by: r.try_get(9)?,
+    })
 }
 
 fn check_limit(limit: usize) -> Result<i64, CommandError> {
@@ -179,7 +237,7 @@ impl Store {
         let limit = check_limit(limit)?;
         let (after, rev) = match page_token {
             Some(t) => {
-                let c = decode_cursor(t)?;
+                let c: Cursor = decode_cursor(t)?;
                 (c.after, c.rev)
             }
             // Pin the snapshot to a revision that has happened: a cursor pinned to a future
@@ -217,7 +275,7 @@ impl Store {
         let limit = check_limit(limit)?;
         let fts = crate::search::fts_query(text)?;
         let offset = match page_token {
-            Some(t) => decode_cursor(t)?.after,
+            Some(t) => decode_cursor::<Cursor>(t)?.after,
             None => 0,
         };
         let mut q = QueryBuilder::<Sqlite>::new(format!(
@@ -264,6 +322,134 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The documents of an entity (at `as_of`), one page at a time, ordered by title and then
+    /// version, newest first: the latest version of each document, or with
+    /// [`DocumentFilter::all_versions`] every version, the history. `page_token` is the `next`
+    /// of the previous page. Document versions are immutable and a new one sorts before the
+    /// versions it follows, so paging is stable while writes continue.
+    pub async fn list_documents(
+        &self,
+        urn: &EntityUrn,
+        filter: &DocumentFilter,
+        as_of: Option<AsOf>,
+        page_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Document>, StoreError> {
+        let limit = check_limit(limit)?;
+        let after: Option<DocumentCursor> = page_token.map(decode_cursor).transpose()?;
+        let rev = self.resolve_as_of(as_of).await?;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT d.title, d.version, d.body, d.deleted, d.at_ms, d.by, d.rev FROM documents d
+             JOIN nodes n ON n.id = d.entity_id WHERE n.urn = ",
+        );
+        q.push_bind(urn.to_string()).push(" AND ");
+        match (filter.all_versions, rev) {
+            (false, rev) => q.push(live("d", rev)),
+            (true, Some(r)) => q.push(format!("d.rev <= {r}")),
+            (true, None) => q.push("1"),
+        };
+        if let Some(title) = &filter.title {
+            q.push(" AND d.title = ").push_bind(title.clone());
+        }
+        if let Some(c) = after {
+            q.push(" AND (d.title > ").push_bind(c.title.clone());
+            q.push(" OR (d.title = ").push_bind(c.title).push(" AND d.version < ").push_bind(i64::from(c.version));
+            q.push("))");
+        }
+        if !filter.include_deleted {
+            q.push(" AND d.deleted = 0");
+            if filter.all_versions {
+                // The history of a document that is deleted (at `rev`) goes with it.
+                q.push(format!(
+                    " AND NOT EXISTS (SELECT 1 FROM documents t WHERE t.entity_id = d.entity_id
+                      AND t.title = d.title AND t.deleted = 1 AND {})",
+                    live("t", rev)
+                ));
+            }
+        }
+        q.push(" ORDER BY d.title, d.version DESC LIMIT ").push_bind(limit + 1);
+        let found = q.build().fetch_all(&self.readers).await?;
+        let mut items = Vec::with_capacity(found.len());
+        for r in found.iter().take(limit as usize) {
+            items.push(Document {
+                urn: urn.clone(),
+                title: r.try_get(0)?,
+                version: r.try_get::<i64, _>(1)? as u32,
+                body: r.try_get(2)?,
+                deleted: r.try_get::<i64, _>(3)? != 0,
+                created_at_ms: r.try_get(4)?,
+                created_by: r.try_get(5)?,
+                revision: r.try_get::<i64, _>(6)? as u64,
+            });
+        }
+        let next = match (found.len() > limit as usize, items.last()) {
+            (true, Some(last)) => {
+                Some(encode_cursor(&DocumentCursor { title: last.title.clone(), version: last.version }))
+            }
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    /// The types registered in `tenant`: the latest schema version of each (at `as_of`), by
+    /// type name, one page at a time; with `base_kind`, only types of that kind. `page_token`
+    /// is the `next` of the previous page; it pins the revision of the first page, so a type
+    /// registered meanwhile cannot shift the pages.
+    ///
+    /// An unknown tenant (or one created after `as_of`) is `UnknownTenant`; a tenant without
+    /// types is an empty page.
+    pub async fn list_types(
+        &self,
+        tenant: &TenantId,
+        base_kind: Option<Kind>,
+        as_of: Option<AsOf>,
+        page_token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SchemaVersion>, StoreError> {
+        let limit = check_limit(limit)?;
+        let (after, rev) = match page_token {
+            Some(t) => {
+                let c: TypeCursor = decode_cursor(t)?;
+                (c.after, c.rev)
+            }
+            None => {
+                let applied = self.applied_revision().await?;
+                (String::new(), self.resolve_as_of(as_of).await?.map_or(applied, |r| r.min(applied)))
+            }
+        };
+        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE name = ? AND rev <= ?")
+            .bind(tenant.as_str())
+            .bind(rev as i64)
+            .fetch_optional(&self.readers)
+            .await?;
+        if known.is_none() {
+            return Err(CommandError::UnknownTenant(tenant.clone()).into());
+        }
+        // The primary key (tenant, type_name, version) serves both the scan by type name and
+        // the latest-version lookup of each type.
+        let sql = format!(
+            "SELECT {SCHEMA_COLUMNS} FROM schemas s
+             WHERE s.tenant = ?1 AND s.type_name > ?2 AND (?3 IS NULL OR s.base_kind = ?3)
+               AND s.version = (SELECT max(l.version) FROM schemas l
+                                WHERE l.tenant = s.tenant AND l.type_name = s.type_name AND l.rev <= ?4)
+             ORDER BY s.type_name LIMIT ?5"
+        );
+        let found = sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(&after)
+            .bind(base_kind.map(Kind::as_str))
+            .bind(rev as i64)
+            .bind(limit + 1)
+            .fetch_all(&self.readers)
+            .await?;
+        let items = found.iter().take(limit as usize).map(schema_row).collect::<Result<Vec<_>, _>>()?;
+        let next = match (found.len() > limit as usize, items.last()) {
+            (true, Some(last)) => Some(encode_cursor(&TypeCursor { after: last.type_name.to_string(), rev })),
+            _ => None,
+        };
+        Ok(Page { items, next })
     }
 
     /// Changes after revision `after`, oldest first: the feed behind `watch`.

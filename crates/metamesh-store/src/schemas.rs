@@ -6,10 +6,11 @@ use std::sync::Arc;
 use metamesh_core::command::SchemaSpec;
 use metamesh_core::schema::{self, Compatibility, SchemaVersion};
 use metamesh_core::{CommandError, TenantId, TypeName};
-use sqlx::{Sqlite, SqliteConnection};
+use rusqlite::{params, Connection, OptionalExtension};
+use sqlx::Sqlite;
 
 use crate::apply::{Ctx, Res};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Validators};
 
 type Row = (String, String, i64, String, String, String, String, i64, i64, String);
 
@@ -31,6 +32,39 @@ fn decode(r: Row) -> Result<SchemaVersion, StoreError> {
     })
 }
 
+/// The query behind [`load`] and [`load_in`].
+const LOAD: &str = "SELECT tenant, type_name, version, base_kind, compatibility, schema, migration, rev, at_ms,
+     created_by FROM schemas WHERE tenant = ?1 AND type_name = ?2
+     AND (?3 IS NULL OR version = ?3) AND (?4 IS NULL OR rev <= ?4)
+     ORDER BY version DESC LIMIT 1";
+
+/// [`load`] on the writer's connection, inside the apply transaction.
+pub(crate) fn load_in(
+    conn: &Connection,
+    tenant: &TenantId,
+    type_name: &TypeName,
+    version: Option<u32>,
+) -> Result<Option<SchemaVersion>, StoreError> {
+    let row: Option<Row> = conn
+        .prepare_cached(LOAD)?
+        .query_row(params![tenant.as_str(), type_name.as_str(), version.map(i64::from), None::<i64>], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
+        })
+        .optional()?;
+    row.map(decode).transpose()
+}
+
 /// Loads a version (`None` = the latest) of a type.
 pub(crate) async fn load<'c, E>(
     exec: E,
@@ -42,12 +76,7 @@ pub(crate) async fn load<'c, E>(
 where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM schemas WHERE tenant = ? AND type_name = ?
-         AND (?3 IS NULL OR version = ?3) AND (?4 IS NULL OR rev <= ?4)
-         ORDER BY version DESC LIMIT 1"
-    );
-    let row: Option<Row> = sqlx::query_as(&sql)
+    let row: Option<Row> = sqlx::query_as(LOAD)
         .bind(tenant.as_str())
         .bind(type_name.as_str())
         .bind(version.map(i64::from))
@@ -106,46 +135,44 @@ fn plan(latest: Option<&SchemaVersion>, spec: &SchemaSpec) -> Result<Plan, Comma
 
 /// Registers `spec` as the next version, after checking it against the latest one.
 /// Registering a schema equal to the latest (with no migration) returns the latest version.
-pub(crate) async fn register(ctx: &Ctx<'_>, conn: &mut SqliteConnection, spec: &SchemaSpec) -> Res<Plan> {
-    let latest = load(&mut *conn, &spec.tenant, &spec.type_name, None, None).await?;
+pub(crate) fn register(ctx: &Ctx<'_>, conn: &Connection, spec: &SchemaSpec) -> Res<Plan> {
+    let latest = load_in(conn, &spec.tenant, &spec.type_name, None)?;
     let plan = plan(latest.as_ref(), spec)?;
     if !plan.creates {
         return Ok(plan);
     }
-    sqlx::query(&format!("INSERT INTO schemas ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-        .bind(spec.tenant.as_str())
-        .bind(spec.type_name.as_str())
-        .bind(i64::from(plan.version))
-        .bind(spec.base_kind.as_str())
-        .bind(plan.mode.as_str())
-        .bind(spec.schema.to_string())
-        .bind(serde_json::to_string(&spec.migration).expect("migrations serialize"))
-        .bind(ctx.rev)
-        .bind(ctx.at_ms)
-        .bind(ctx.by)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached(&format!("INSERT INTO schemas ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))?.execute(
+        params![
+            spec.tenant.as_str(),
+            spec.type_name.as_str(),
+            i64::from(plan.version),
+            spec.base_kind.as_str(),
+            plan.mode.as_str(),
+            spec.schema.to_string(),
+            serde_json::to_string(&spec.migration).expect("migrations serialize"),
+            ctx.rev,
+            ctx.at_ms,
+            ctx.by,
+        ],
+    )?;
     Ok(plan)
 }
 
-impl Store {
-    /// The compiled validator of a schema version, from the cache.
-    pub(crate) fn validator(&self, s: &SchemaVersion) -> Result<Arc<jsonschema::Validator>, StoreError> {
-        let key = (s.tenant.to_string(), s.type_name.to_string(), s.version);
-        let mut cache = self.validators.lock().expect("validator cache poisoned");
-        if let Some(v) = cache.get(&key) {
-            return Ok(v.clone());
-        }
-        let v = Arc::new(jsonschema::validator_for(&s.schema).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "stored schema {}/{} v{} does not compile: {e}",
-                s.tenant, s.type_name, s.version
-            ))
-        })?);
-        cache.insert(key, v.clone());
-        Ok(v)
+/// The compiled validator of a schema version, from the cache.
+pub(crate) fn validator(cache: &Validators, s: &SchemaVersion) -> Result<Arc<jsonschema::Validator>, StoreError> {
+    let key = (s.tenant.to_string(), s.type_name.to_string(), s.version);
+    let mut cache = cache.lock().expect("validator cache poisoned");
+    if let Some(v) = cache.get(&key) {
+        return Ok(v.clone());
     }
+    let v = Arc::new(jsonschema::validator_for(&s.schema).map_err(|e| {
+        StoreError::Corrupt(format!("stored schema {}/{} v{} does not compile: {e}", s.tenant, s.type_name, s.version))
+    })?);
+    cache.insert(key, v.clone());
+    Ok(v)
+}
 
+impl Store {
     /// A schema version (`None` = latest).
     pub async fn schema(
         &self,

@@ -6,20 +6,17 @@
 //! what a search box typed into expects.
 
 use metamesh_core::CommandError;
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 
 use crate::apply::Res;
 
 /// Rebuilds the search rows of these entities from their current versions and documents.
-pub(crate) async fn reindex(conn: &mut SqliteConnection, ids: &[i64]) -> Res<()> {
+pub(crate) fn reindex(conn: &Connection, ids: &[i64]) -> Res<()> {
     let ids_json = serde_json::to_string(ids).expect("ints serialize");
-    sqlx::query("DELETE FROM search WHERE rowid IN (SELECT value FROM json_each(?))")
-        .bind(&ids_json)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("DELETE FROM search WHERE rowid IN (SELECT value FROM json_each(?))")?.execute([&ids_json])?;
     // The unicode61 tokenizer splits on punctuation, so `s3://bucket/events` is found by
     // `bucket` and by `events`.
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO search (rowid, name, description, tags, documents)
          SELECT e.id, e.name, ifnull(v.description, ''),
                 (SELECT ifnull(group_concat(value, ' '), '') FROM json_each(v.tags)),
@@ -28,10 +25,8 @@ pub(crate) async fn reindex(conn: &mut SqliteConnection, ids: &[i64]) -> Res<()>
          FROM json_each(?) j
          JOIN entities e ON e.id = j.value
          JOIN versions v ON v.entity_id = e.id AND v.until_rev IS NULL AND v.deleted = 0",
-    )
-    .bind(&ids_json)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute([&ids_json])?;
     Ok(())
 }
 

@@ -302,3 +302,49 @@ async fn reopen_persists_everything_in_the_file() {
     assert_eq!(other.applied_revision().await.unwrap(), rev + 2);
     other.close().await;
 }
+
+/// Several log entries in one transaction (what a Raft apply batch does): a refused entry is
+/// rolled back alone, later entries see earlier ones, and a store failure writes none of them.
+#[tokio::test]
+async fn an_apply_batch_is_one_transaction_with_a_savepoint_per_entry() {
+    let s = TestStore::with_tenant().await;
+    let at = s.now_ms;
+    let p = |cmd: Command| Proposal::new(cmd, at, PRINCIPAL);
+    let mut retried = p(put(B));
+    retried.request_id = Some("req-1".into());
+    let entries = vec![
+        (2, p(put(A))),
+        // Refused: the tenant it creates must not outlive it, even for the entries after it.
+        (3, p(Command::Batch { commands: vec![create_tenant("beta"), put("mm://nope/dataset/x")] })),
+        (4, p(put("mm://beta/dataset/x"))),
+        (5, retried.clone()),
+        // Sees the put of revision 2 in the same transaction.
+        (6, p(put(A))),
+        (7, retried),
+    ];
+    let applied = s.store().apply_batch(entries, Some(("k".into(), "v".into()))).await.unwrap();
+    let results: Vec<_> = applied.iter().map(|a| (a.revision, a.result.is_ok(), a.duplicate_of)).collect();
+    assert_eq!(
+        results,
+        [(2, true, None), (3, false, None), (4, false, None), (5, true, None), (6, true, None), (7, true, Some(5))]
+    );
+    assert!(matches!(&applied[2].result, Err(CommandError::UnknownTenant(t)) if t.as_str() == "beta"));
+    assert_eq!(s.current(A).await.version, 2);
+    assert_eq!(s.current(A).await.revision, 6);
+    assert_eq!(s.tenants().await.unwrap().len(), 1, "the refused entry's tenant was rolled back");
+    assert_eq!(s.meta("k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(s.applied_revision().await.unwrap(), 7);
+
+    // A store failure in the middle (revision 9 after 10) rolls back the whole batch, and the
+    // writer's cached state with it: the next batch starts from revision 7 again.
+    let before = s.export().await.unwrap();
+    let failing = vec![(8, p(put(B))), (10, p(put(B))), (9, p(put(B)))];
+    assert!(matches!(
+        s.store().apply_batch(failing, Some(("k".into(), "w".into()))).await,
+        Err(StoreError::OutOfOrder { last: 10, given: 9 })
+    ));
+    assert_eq!(s.export().await.unwrap(), before, "nothing of a failed batch is written");
+    assert_eq!(s.meta("k").await.unwrap().as_deref(), Some("v"));
+    let applied = s.store().apply(8, &p(put(B))).await.unwrap();
+    assert_eq!(applied.result.unwrap(), Outcome::Entity { urn: eu(B), version: 2 });
+}

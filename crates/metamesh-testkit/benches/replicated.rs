@@ -2,8 +2,8 @@
 //! append fsynced. Prints figures; asserts nothing about speed.
 //!
 //! `cargo bench -p metamesh-testkit --bench replicated` — `METAMESH_BENCH_SMOKE=1` for a
-//! seconds-long run; `METAMESH_BENCH_STATE_SYNC=normal` to skip the state file's own fsync (the
-//! Raft log is still fsynced before any acknowledgement).
+//! seconds-long run; `METAMESH_BENCH_STATE_SYNC=full` to fsync the state file's commits too (by
+//! default only the Raft log is fsynced before an acknowledgement, as in a configured node).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,13 +39,13 @@ async fn write(r: &Replica, p: Proposal) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let smoke = std::env::var("METAMESH_BENCH_SMOKE").is_ok();
-    let normal = std::env::var("METAMESH_BENCH_STATE_SYNC").is_ok_and(|v| v == "normal");
+    let full = std::env::var("METAMESH_BENCH_STATE_SYNC").is_ok_and(|v| v == "full");
     let (singles, clients, per_client, batches) = if smoke { (100, 8, 10, 3) } else { (2000, 64, 100, 30) };
     let mut options = test_options();
-    options.store.synchronous_full = !normal;
+    options.store.synchronous_full = full;
     println!(
         "replicated bench: 3 replicas, loopback gRPC + mTLS, log fsync on, state sync {}",
-        if normal { "NORMAL" } else { "FULL" }
+        if full { "FULL" } else { "NORMAL" }
     );
 
     let mut g = ShardGroup::start_with(3, options.clone()).await;

@@ -4,7 +4,8 @@
 //!   real SQLite file, loads the example pipeline and shows lineage, search and as-of reads;
 //!   it grows into the whole mesh (router + shard groups) as those parts land.
 //! - `metamesh store …`: direct access to one shard's SQLite file, for operators and tests.
-//! - `metamesh node --config FILE`: one replica of a shard group (Raft over mTLS gRPC).
+//! - `metamesh node --config FILE`: one replica of a shard group (Raft over mTLS gRPC), with
+//!   its telemetry (`metamesh-telemetry`: logs, OTLP traces, Prometheus `/metrics`).
 //! - `metamesh certs …`: a mesh CA and node, router and client certificates.
 
 mod api;
@@ -36,11 +37,17 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("METAMESH_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `node` installs its own subscriber (log filter from its configuration, OTLP export) once
+    // the configuration is read; the other subcommands log to stderr, filtered by METAMESH_LOG.
+    if !matches!(cli.command, Cmd::Node(_)) {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("METAMESH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let result = match cli.command {
         Cmd::Dev(args) => dev::run(args).await,
         Cmd::Store(args) => store_cmd::run(args).await,

@@ -5,6 +5,13 @@
 //! gRPC health and reflection). Any replica serves clients: followers forward writes to the
 //! leader and take a read index from it for linearizable reads. The replica with the lowest id among the configured
 //! voters bootstraps the group on its first start; the others wait to be contacted.
+//!
+//! Telemetry (`metamesh-telemetry`, see `docs/telemetry.md`): logs filtered by `METAMESH_LOG`
+//! or `telemetry.log`; spans exported over OTLP when `telemetry.otlp_endpoint` (or
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`) is set; one span and one latency sample per RPC on both gRPC
+//! listeners, continuing the caller's W3C trace context, which calls to other replicas carry
+//! on; and, unless `listen.metrics` is "off", a third listener serving Prometheus `GET /metrics`
+//! over plain HTTP (no tenant data; bind it where only monitoring reaches).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -15,6 +22,7 @@ use clap::Args;
 use metamesh_config::NodeConfig;
 use metamesh_raft::{GrpcNetwork, RaftGrpc, Replica, ReplicaOptions};
 use metamesh_store::StoreOptions;
+use metamesh_telemetry::{Metrics, RaftSample, RpcLayer, TelemetryError, TelemetryOptions};
 use metamesh_tls::{Credentials, PeerPolicy, CLIENT_API_ALPN, INTERNAL_ALPN};
 
 #[derive(Args)]
@@ -24,9 +32,29 @@ pub struct NodeArgs {
     config: PathBuf,
 }
 
+/// The variable that overrides `telemetry.log`, as it sets the log filter of every subcommand.
+const LOG_ENV: &str = "METAMESH_LOG";
+
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
-    run_node(config, shutdown_signal()).await
+    let (log_filter, filter_source) = match std::env::var(LOG_ENV) {
+        Ok(filter) if !filter.is_empty() => (filter, LOG_ENV),
+        _ => (config.telemetry.log.clone(), "telemetry.log"),
+    };
+    let telemetry = metamesh_telemetry::init(&TelemetryOptions {
+        log_filter,
+        otlp_endpoint: config.telemetry.otlp_endpoint.clone(),
+        node_id: config.node.id,
+        shard_group: config.node.shard_group.clone(),
+    })
+    .map_err(|e| match e {
+        e @ TelemetryError::LogFilter { .. } => anyhow::Error::new(e).context(filter_source),
+        e => anyhow::Error::new(e).context("starting telemetry"),
+    })?;
+    let result = run_node(config, shutdown_signal()).await;
+    // Flush the spans of the shutdown itself too.
+    telemetry.shutdown().await;
+    result
 }
 
 async fn shutdown_signal() {
@@ -48,7 +76,9 @@ async fn shutdown_signal() {
 pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     tracing::info!(%config, "starting node");
     let creds = Credentials::load(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
-    let network = GrpcNetwork::new(creds.client_config()?);
+    // Calls to other replicas (forwarded writes, read index, Raft) continue the caller's trace.
+    let network =
+        GrpcNetwork::new(creds.client_config()?).with_metadata_hook(Arc::new(metamesh_telemetry::inject_trace_context));
     let options = ReplicaOptions {
         heartbeat_ms: config.raft.heartbeat_ms,
         election_timeout_min_ms: config.raft.election_timeout_min_ms,
@@ -72,7 +102,20 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     let client_listener = tokio::net::TcpListener::bind(config.listen.client)
         .await
         .with_context(|| format!("binding listen.client {}", config.listen.client))?;
-    tracing::info!(raft = %config.listen.raft, client = %config.listen.client, "listening");
+    let metrics_listener = match config.listen.metrics {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding listen.metrics {addr}"))?)
+        }
+        None => None,
+    };
+    tracing::info!(
+        raft = %config.listen.raft,
+        client = %config.listen.client,
+        metrics = %config.listen.metrics.map_or_else(|| metamesh_config::METRICS_OFF.to_owned(), |a| a.to_string()),
+        "listening"
+    );
+    let metrics = Arc::new(Metrics::new(config.node.id, &config.node.shard_group));
+    metrics.watch_snapshots(replica.dir().join("snapshots"));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -80,8 +123,12 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     };
     let raft_incoming =
         metamesh_tls::incoming(raft_listener, creds.server_config(INTERNAL_ALPN)?, PeerPolicy::NodesOnly);
+    // Heartbeats and votes come several times a second: their spans are debug-level.
+    let raft_layer = RpcLayer::new(metrics.clone())
+        .with_debug_spans(&["metamesh.raft.v1.RaftService/AppendEntries", "metamesh.raft.v1.RaftService/Vote"]);
     let raft_server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(raft_layer)
             .add_service(RaftGrpc::server(replica.raft.clone()))
             .serve_with_incoming_shutdown(raft_incoming, stopped(stop_rx.clone())),
     );
@@ -95,11 +142,16 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     let client_incoming =
         metamesh_tls::incoming(client_listener, creds.server_config(CLIENT_API_ALPN)?, PeerPolicy::AnyMeshMember);
     let routes = crate::api::routes(replica.clone(), &config).add_service(health_service).add_service(reflection);
+    let client_layer = RpcLayer::new(metrics.clone()).with_debug_spans(&["grpc.health.v1.Health/Check"]);
     let client_server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(client_layer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(client_incoming, stopped(stop_rx.clone())),
     );
+    let raft_gauges = tokio::spawn(watch_raft(replica.clone(), metrics.clone(), stopped(stop_rx.clone())));
+    let metrics_server = metrics_listener
+        .map(|listener| tokio::spawn(metamesh_telemetry::serve_metrics(listener, metrics, stopped(stop_rx.clone()))));
 
     // The lowest configured voter bootstraps a new group; on later starts this is a no-op.
     let mut voters: Vec<(u64, String)> = config.peers.iter().map(|p| (p.id, p.raft_addr.clone())).collect();
@@ -116,8 +168,41 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     let _ = stop_tx.send(true);
     let _ = raft_server.await;
     let _ = client_server.await;
+    let _ = raft_gauges.await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     if let Ok(replica) = Arc::try_unwrap(replica) {
         replica.shutdown().await;
     }
     Ok(())
+}
+
+/// Feeds the Raft gauges from the replica's metrics channel until `stop` completes.
+async fn watch_raft(replica: Arc<Replica>, metrics: Arc<Metrics>, stop: impl Future<Output = ()>) {
+    let mut updates = replica.raft.metrics();
+    tokio::pin!(stop);
+    loop {
+        let sample = {
+            let m = updates.borrow_and_update();
+            let membership = m.membership_config.membership();
+            RaftSample {
+                term: m.current_term,
+                leader: m.current_leader,
+                is_leader: m.state.is_leader(),
+                last_log_index: m.last_log_index,
+                last_applied: m.last_applied.map(|l| l.index),
+                snapshot_index: m.snapshot.map(|l| l.index),
+                purged_index: m.purged.map(|l| l.index),
+                voters: membership.voter_ids().count(),
+                learners: membership.learner_ids().count(),
+                matched: m.replication.iter().flatten().map(|(id, l)| (*id, l.map(|l| l.index))).collect(),
+            }
+        };
+        metrics.record_raft(&sample);
+        tokio::select! {
+            changed = updates.changed() => if changed.is_err() { return },
+            _ = &mut stop => return,
+        }
+    }
 }

@@ -92,7 +92,15 @@ async fn kill_9_mid_batch_then_restart_loses_nothing_acknowledged() {
     };
     let via = (leader + 1) % 3;
     let mut client = CatalogServiceClient::new(channel(&group, via).await);
-    client.create_tenant(CreateTenantRequest { name: "acme".into(), ..Default::default() }).await.unwrap();
+    // A follower may not know the leader yet right after the election: retry until it does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(status) =
+        client.create_tenant(CreateTenantRequest { name: "acme".into(), ..Default::default() }).await
+    {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+        assert!(Instant::now() < deadline, "the tenant was never created: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let batches = 12;
     let mut acknowledged = Vec::new();

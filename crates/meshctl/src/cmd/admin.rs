@@ -1,4 +1,5 @@
-//! Operations on the node's shard group (AdminService) and `health`.
+//! Operations on the node's shard group (AdminService) and `health`. Membership changes are
+//! answered by the leader; a follower refuses them naming it.
 
 use clap::Subcommand;
 use metamesh_proto::v1;
@@ -22,21 +23,35 @@ pub enum AdminCmd {
     AddLearner {
         /// Raft node id of the new node.
         id: u64,
-        /// Its Raft listener address, host:port.
-        addr: String,
+        /// Its Raft listener address, host:port. (Not named `addr`: clap would take it for the
+        /// global `--addr` and dial the learner instead of the node.)
+        raft_addr: String,
         /// Return at once instead of waiting until it has caught up with the log.
         #[arg(long)]
         no_wait: bool,
         #[arg(long, default_value = "")]
         request_id: String,
     },
-    /// Set the voters (comma separated ids); each must be a voter or a caught-up learner.
-    Voters {
-        #[arg(value_delimiter = ',', required = true)]
-        ids: Vec<u64>,
+    /// Remove a learner from the group (demote a voter first with `admin voters`).
+    RemoveLearner {
+        /// Raft node id of the learner.
+        id: u64,
         #[arg(long, default_value = "")]
         request_id: String,
     },
+    /// Set the voters (comma separated ids); each must be a voter or a caught-up learner.
+    /// Voters left out leave the group unless --retain-as-learners.
+    Voters {
+        #[arg(value_delimiter = ',', required = true)]
+        ids: Vec<u64>,
+        /// Keep the voters left out as learners (they go on receiving the log).
+        #[arg(long)]
+        retain_as_learners: bool,
+        #[arg(long, default_value = "")]
+        request_id: String,
+    },
+    /// The shard map as the node knows it: its own group, members and tenants.
+    ShardMap,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AdminCmd) -> anyhow::Result<()> {
@@ -74,19 +89,43 @@ pub async fn run(ctx: &Ctx, cmd: AdminCmd) -> anyhow::Result<()> {
                 (Output::Table, None) => println!("snapshot requested"),
             }
         }
-        AdminCmd::AddLearner { id, addr, no_wait, request_id } => {
+        AdminCmd::AddLearner { id, raft_addr, no_wait, request_id } => {
             let request = v1::AddLearnerRequest {
                 request_id,
-                node: Some(v1::Member { node_id: id, raft_addr: addr, api_addr: String::new() }),
+                node: Some(v1::Member { node_id: id, raft_addr, api_addr: String::new() }),
                 wait_caught_up: !no_wait,
             };
             let r = admin.add_learner(request).await?.into_inner();
             membership_reply(ctx, r.membership.as_ref());
         }
-        AdminCmd::Voters { ids, request_id } => {
-            let request = v1::ChangeMembershipRequest { request_id, voters: ids, retain_as_learners: false };
+        AdminCmd::RemoveLearner { id, request_id } => {
+            let r = admin.remove_learner(v1::RemoveLearnerRequest { request_id, node_id: id }).await?.into_inner();
+            membership_reply(ctx, r.membership.as_ref());
+        }
+        AdminCmd::Voters { ids, retain_as_learners, request_id } => {
+            let request = v1::ChangeMembershipRequest { request_id, voters: ids, retain_as_learners };
             let r = admin.change_membership(request).await?.into_inner();
             membership_reply(ctx, r.membership.as_ref());
+        }
+        AdminCmd::ShardMap => {
+            let map = admin.get_shard_map(v1::GetShardMapRequest {}).await?.into_inner();
+            match ctx.output {
+                Output::Json => output::print_json(&json::shard_map(&map)),
+                Output::Table => output::print_table(&output::table(
+                    &["GROUP", "TENANTS", "NODE", "RAFT_ADDR", "API_ADDR"],
+                    map.groups.iter().flat_map(|g| {
+                        g.members.iter().map(|m| {
+                            vec![
+                                g.id.clone(),
+                                output::list(&g.tenants),
+                                m.node_id.to_string(),
+                                m.raft_addr.clone(),
+                                m.api_addr.clone(),
+                            ]
+                        })
+                    }),
+                )),
+            }
         }
     }
     Ok(())

@@ -114,9 +114,12 @@ pub enum DocCmd {
         /// Only the document with this title.
         #[arg(long, default_value = "")]
         title: String,
-        /// Every version instead of the latest of each (nodes answer UNIMPLEMENTED for now).
+        /// Every version (the history, newest first) instead of the latest of each.
         #[arg(long)]
         all_versions: bool,
+        /// Also deleted documents (their tombstones, and with --all-versions their history).
+        #[arg(long)]
+        include_deleted: bool,
     },
     /// Delete a document (writes a tombstone version).
     Rm {
@@ -262,7 +265,7 @@ pub async fn doc(ctx: &Ctx, cmd: DocCmd) -> anyhow::Result<()> {
                 ),
             }
         }
-        DocCmd::List { urn, title, all_versions } => {
+        DocCmd::List { urn, title, all_versions, include_deleted } => {
             let mut client = ctx.catalog().await?;
             let mut docs = Vec::new();
             let mut page_token = String::new();
@@ -271,6 +274,7 @@ pub async fn doc(ctx: &Ctx, cmd: DocCmd) -> anyhow::Result<()> {
                     entity_urn: urn.clone(),
                     title: title.clone(),
                     all_versions,
+                    include_deleted,
                     consistency: ctx.consistency(),
                     page_size: 1000,
                     page_token,
@@ -290,7 +294,7 @@ pub async fn doc(ctx: &Ctx, cmd: DocCmd) -> anyhow::Result<()> {
                     docs.iter().map(|d| {
                         vec![
                             d.title.clone(),
-                            d.version.to_string(),
+                            if d.deleted { format!("{} (deleted)", d.version) } else { d.version.to_string() },
                             d.revision.to_string(),
                             output::time(d.created_at_ms),
                             d.created_by.clone(),

@@ -2,7 +2,7 @@
 //! - [`catalog`]: `tenant`, `put`, `get`, `versions`, `delete`, `doc`;
 //! - [`query`]: `list` and `search` (paged reads);
 //! - [`lineage`]: `edge`, `lineage`;
-//! - [`schema`]: `schema register|get|check`;
+//! - [`schema`]: `schema register|get|check|types`;
 //! - [`watch`]: the change stream;
 //! - [`import`]: bulk writes from JSON lines;
 //! - [`admin`]: `admin …` and `health`.

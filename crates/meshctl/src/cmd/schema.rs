@@ -1,4 +1,5 @@
-//! The schema registry (SchemaService): register, read and dry-run check JSON Schemas.
+//! The schema registry (SchemaService): register, read and dry-run check JSON Schemas, and list
+//! a tenant's types.
 
 use clap::{Args, Subcommand, ValueEnum};
 use metamesh_proto::v1;
@@ -79,6 +80,13 @@ pub enum SchemaCmd {
         #[command(flatten)]
         candidate: Candidate,
     },
+    /// List the types of a tenant with their latest version.
+    Types {
+        tenant: String,
+        /// Only types of this base kind (dataset, model, …).
+        #[arg(long)]
+        kind: Option<String>,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: SchemaCmd) -> anyhow::Result<()> {
@@ -131,6 +139,42 @@ pub async fn run(ctx: &Ctx, cmd: SchemaCmd) -> anyhow::Result<()> {
             }
             if !r.compatible {
                 anyhow::bail!("the schema would be refused");
+            }
+        }
+        SchemaCmd::Types { tenant, kind } => {
+            let mut client = ctx.schema().await?;
+            let mut types = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let request = v1::ListTypesRequest {
+                    tenant: tenant.clone(),
+                    base_kind: kind.clone().unwrap_or_default(),
+                    page_size: 1000,
+                    page_token,
+                };
+                let reply = client.list_types(request).await?.into_inner();
+                types.extend(reply.types);
+                if reply.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = reply.next_page_token;
+            }
+            match ctx.output {
+                Output::Json => types.iter().for_each(|s| output::print_json(&json::schema_version(s))),
+                Output::Table => output::print_table(&output::table(
+                    &["TYPE", "BASE_KIND", "VERSION", "COMPATIBILITY", "REVISION", "CREATED", "CREATED_BY"],
+                    types.iter().map(|s| {
+                        vec![
+                            s.type_name.clone(),
+                            s.base_kind.clone(),
+                            s.version.to_string(),
+                            json::compatibility_name(s.compatibility),
+                            s.revision.to_string(),
+                            output::time(s.created_at_ms),
+                            s.created_by.clone(),
+                        ]
+                    }),
+                )),
             }
         }
     }

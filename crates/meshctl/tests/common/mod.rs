@@ -15,10 +15,11 @@ use metamesh_tls::{write_bundle, BundlePaths, MeshCa, Role};
 use serde_json::Value;
 use tempfile::TempDir;
 
+#[allow(unused_imports)] // each test binary uses a different subset
 pub use metamesh_testkit::api_node::{DOMAIN, SHARD};
 
 /// Environment variables of meshctl that must not leak from the developer's shell into tests.
-const MESHCTL_ENV: [&str; 8] = [
+const MESHCTL_ENV: [&str; 9] = [
     "METAMESH_ADDR",
     "METAMESH_CA",
     "METAMESH_CERT",
@@ -26,6 +27,7 @@ const MESHCTL_ENV: [&str; 8] = [
     "METAMESH_SERVER_NAME",
     "METAMESH_OUTPUT",
     "METAMESH_CONSISTENCY",
+    "METAMESH_MAX_STALENESS",
     "METAMESH_LOG",
 ];
 

@@ -1,8 +1,11 @@
-//! AdminService: replication status, membership and snapshots of this node's shard group.
+//! AdminService: replication status, membership and snapshots of this node's shard group, and
+//! the part of the shard map this node knows.
 //!
 //! Everything comes from the replica's Raft metrics, read in one place ([`RaftView`]) so that the
-//! rest of the node never touches openraft's types. Not served yet: RemoveLearner (the replica
-//! has no learner removal) and GetShardMap (the mesh map arrives with the router).
+//! rest of the node never touches openraft's types. Membership changes are made by the leader:
+//! a follower answers UNAVAILABLE naming it (in `x-metamesh-leader`), as for writes it cannot
+//! forward. GetShardMap answers with this node's own group only; the map of the whole mesh
+//! (every group, from the versioned mesh map file) is the router's (issue 5).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -111,17 +114,20 @@ impl AdminService for NodeApi {
         Ok(Response::new(v1::MembershipReply { membership: Some(RaftView::of(&self.replica).membership) }))
     }
 
+    /// Removes a learner. A voter is refused (FAILED_PRECONDITION: demote it with
+    /// ChangeMembership first), an id that is not a member is NOT_FOUND.
     async fn remove_learner(
         &self,
         request: Request<v1::RemoveLearnerRequest>,
     ) -> Result<Response<v1::MembershipReply>, Status> {
         let _caller = self.caller(&request)?;
-        Err(status::unimplemented("RemoveLearner", "the replica layer has no learner removal"))
+        let r = request.into_inner();
+        self.replica.remove_learner(r.node_id).await.map_err(|e| status::membership(e, "node_id"))?;
+        Ok(Response::new(v1::MembershipReply { membership: Some(RaftView::of(&self.replica).membership) }))
     }
 
-    /// Replaces the voters. Removed voters stay learners whatever `retain_as_learners` says: the
-    /// replica layer always retains them, and learners cannot be removed yet (RemoveLearner);
-    /// the reply's membership shows the result.
+    /// Replaces the voters. Removed voters stay learners with `retain_as_learners`, else leave
+    /// the group; a new voter that is neither a voter nor a learner is FAILED_PRECONDITION.
     async fn change_membership(
         &self,
         request: Request<v1::ChangeMembershipRequest>,
@@ -132,7 +138,10 @@ impl AdminService for NodeApi {
             return Err(status::invalid("voters", "must name at least one voter"));
         }
         let voters: BTreeSet<u64> = r.voters.into_iter().collect();
-        self.replica.change_voters(voters).await.map_err(status::write)?;
+        self.replica
+            .change_membership(voters, r.retain_as_learners)
+            .await
+            .map_err(|e| status::membership(e, "voters"))?;
         Ok(Response::new(v1::MembershipReply { membership: Some(RaftView::of(&self.replica).membership) }))
     }
 
@@ -188,14 +197,21 @@ impl AdminService for NodeApi {
         }))
     }
 
+    /// This node's view: one group, its members (voters first, then learners) and the tenants
+    /// its store owns. `map_version` is empty, as a node holds no mesh map file; which member
+    /// leads and which are learners is in Status.
     async fn get_shard_map(
         &self,
         request: Request<v1::GetShardMapRequest>,
     ) -> Result<Response<v1::GetShardMapReply>, Status> {
         let _caller = self.caller(&request)?;
-        Err(status::unimplemented(
-            "GetShardMap",
-            "a node knows only its own group; the mesh map arrives with the router",
-        ))
+        let view = RaftView::of(&self.replica);
+        let tenants = self.local_store().tenants().await.map_err(status::store)?;
+        let group = v1::ShardGroup {
+            id: self.shard_group.clone(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            members: view.membership.voters.into_iter().chain(view.membership.learners).collect(),
+        };
+        Ok(Response::new(v1::GetShardMapReply { map_version: String::new(), groups: vec![group] }))
     }
 }

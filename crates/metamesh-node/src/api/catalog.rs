@@ -1,8 +1,8 @@
-//! CatalogService: tenants, entity versions and documents.
+//! CatalogService: tenants, entity versions and documents (with their history).
 //!
 //! Writes answer with what they wrote, read back from this replica's store at the version or
-//! revision the command's outcome names (the leader has applied the entry when `write`
-//! returns), so a retried request gets the first attempt's entity, not the current one.
+//! revision the command's outcome names (`propose` returns once the entry is applied here, on a
+//! follower too), so a retried request gets the first attempt's entity, not the current one.
 
 use std::collections::HashSet;
 
@@ -11,7 +11,7 @@ use metamesh_proto::convert;
 use metamesh_proto::v1;
 use metamesh_proto::v1::catalog_service_server::CatalogService;
 use metamesh_raft::ReadConsistency;
-use metamesh_store::read::MAX_PAGE;
+use metamesh_store::read::{DocumentFilter, MAX_PAGE};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
@@ -323,32 +323,32 @@ impl CatalogService for NodeApi {
         Ok(Response::new(v1::WriteResult { revision: done.revision }))
     }
 
+    /// The documents of an entity: the latest version of each, or with `all_versions` every
+    /// version (newest first within a title); deleted documents only with `include_deleted`.
+    /// Paged by (title, version), which new versions cannot shift.
     async fn list_documents(
         &self,
         request: Request<v1::ListDocumentsRequest>,
     ) -> Result<Response<v1::ListDocumentsReply>, Status> {
         let _caller = self.caller(&request)?;
         let r = request.into_inner();
-        if r.all_versions || r.include_deleted {
-            return Err(status::unimplemented(
-                "listing document history (`all_versions`, `include_deleted`)",
-                "the store answers only the live version of each document",
-            ));
-        }
         let urn = convert::entity_urn_at("entity_urn", &r.entity_urn).map_err(status::refused)?;
         let limit = page::size(r.page_size)?;
-        let after: Option<String> = page::decode(&r.page_token)?;
+        let token = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+        let filter = DocumentFilter {
+            title: (!r.title.is_empty()).then(|| r.title.clone()),
+            all_versions: r.all_versions,
+            include_deleted: r.include_deleted,
+        };
         let as_of = convert::as_of(r.as_of.as_ref());
         let store = self.store(r.consistency.as_ref()).await?;
         if store.get_entity(&urn.clone().unversioned(), as_of).await.map_err(status::store)?.is_none() {
             return Err(status::refused(metamesh_core::CommandError::NotFound(r.entity_urn)));
         }
-        let docs = store.documents(&urn, as_of).await.map_err(status::store)?;
-        let docs = docs.into_iter().filter(|d| r.title.is_empty() || d.title == r.title);
-        let (items, next) = page::after_key(docs, |d| d.title.clone(), after.as_ref(), limit);
+        let page = store.list_documents(&urn, &filter, as_of, token, limit).await.map_err(status::store)?;
         Ok(Response::new(v1::ListDocumentsReply {
-            documents: items.iter().map(convert::document_to_wire).collect(),
-            next_page_token: next.map(|n| page::encode(&n)).unwrap_or_default(),
+            documents: page.items.iter().map(convert::document_to_wire).collect(),
+            next_page_token: page.next.unwrap_or_default(),
         }))
     }
 }

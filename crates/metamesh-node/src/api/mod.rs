@@ -12,7 +12,7 @@ pub mod status;
 pub mod watch;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metamesh_core::{AsOf, Command, Outcome, Proposal};
 use metamesh_proto::v1;
@@ -79,7 +79,8 @@ impl NodeApi {
         caller::authenticate(request)
     }
 
-    /// Proposes `command` for `caller` and waits until it is applied here.
+    /// Proposes `command` for `caller` and waits until it is applied here (on a follower too,
+    /// so that the handler can read the result back from this replica's store).
     ///
     /// The time is read once, here, and travels in the proposal, so that every replica applies
     /// the same value. Stateless checks run before proposing, so a bad request costs no log
@@ -93,6 +94,9 @@ impl NodeApi {
         };
         proposal.validate().map_err(status::refused)?;
         let reply = self.replica.write(proposal).await.map_err(status::write)?;
+        // Handlers read what they wrote back from this replica. A follower forwarded the write:
+        // the leader has applied it, this replica may not have yet.
+        self.replica.read(ReadConsistency::MinRevision(reply.revision)).await.map_err(status::read)?;
         let applied = reply.applied.ok_or_else(|| status::internal(&"a command entry applied without a result"))?;
         let outcome = applied.result.map_err(status::refused)?;
         if let Some(first) = applied.duplicate_of {
@@ -103,7 +107,11 @@ impl NodeApi {
 
     /// The store, fresh enough for the request's `consistency`.
     pub(crate) async fn store(&self, consistency: Option<&v1::ReadConsistency>) -> Result<Arc<Store>, Status> {
-        self.replica.read(read_consistency(consistency)).await.map_err(status::read)
+        let mut store = None;
+        for level in read_consistency(consistency) {
+            store = Some(self.replica.read(level).await.map_err(status::read)?);
+        }
+        Ok(store.unwrap_or_else(|| self.replica.local_store()))
     }
 
     /// The store as it is on this replica now, for reading back what a write just applied here.
@@ -122,16 +130,22 @@ impl NodeApi {
     }
 }
 
-/// The replica's consistency for a wire `ReadConsistency`.
+/// The replica's consistency levels for a wire `ReadConsistency`, to be met in order.
 ///
-/// Unset and linearizable read through the leader. A follower read with `min_revision` waits
-/// for that revision locally. Bounded staleness (`max_staleness_ms`) is approximated by "any
-/// local state" until the replica exposes the leader-lease metrics needed to bound it.
-pub fn read_consistency(c: Option<&v1::ReadConsistency>) -> ReadConsistency {
+/// Unset and linearizable read through the leader. A follower read waits for `min_revision`
+/// locally, then, with `max_staleness_ms`, checks that this replica is confirmed current
+/// within that bound (see [`ReadConsistency::MaxStaleness`]); with neither, it reads whatever
+/// this replica has applied (an empty list).
+pub fn read_consistency(c: Option<&v1::ReadConsistency>) -> Vec<ReadConsistency> {
     use v1::read_consistency::Mode;
     match c.and_then(|c| c.mode.as_ref()) {
-        None | Some(Mode::Linearizable(_)) => ReadConsistency::Linearizable,
-        Some(Mode::Follower(f)) => ReadConsistency::MinRevision(f.min_revision),
+        None | Some(Mode::Linearizable(_)) => vec![ReadConsistency::Linearizable],
+        Some(Mode::Follower(f)) => {
+            let revision = (f.min_revision > 0).then_some(ReadConsistency::MinRevision(f.min_revision));
+            let staleness = (f.max_staleness_ms > 0)
+                .then(|| ReadConsistency::MaxStaleness(Duration::from_millis(f.max_staleness_ms)));
+            revision.into_iter().chain(staleness).collect()
+        }
     }
 }
 
@@ -151,11 +165,15 @@ mod tests {
         let follower = |max_staleness_ms, min_revision| v1::ReadConsistency {
             mode: Some(Mode::Follower(FollowerRead { max_staleness_ms, min_revision })),
         };
-        assert_eq!(read_consistency(None), ReadConsistency::Linearizable);
-        assert_eq!(read_consistency(Some(&v1::ReadConsistency { mode: None })), ReadConsistency::Linearizable);
+        use ReadConsistency::{Linearizable as Lin, MaxStaleness, MinRevision};
+        assert_eq!(read_consistency(None), [Lin]);
+        assert_eq!(read_consistency(Some(&v1::ReadConsistency { mode: None })), [Lin]);
         let lin = v1::ReadConsistency { mode: Some(Mode::Linearizable(Linearizable {})) };
-        assert_eq!(read_consistency(Some(&lin)), ReadConsistency::Linearizable);
-        assert_eq!(read_consistency(Some(&follower(0, 7))), ReadConsistency::MinRevision(7));
-        assert_eq!(read_consistency(Some(&follower(500, 0))), ReadConsistency::MinRevision(0));
+        assert_eq!(read_consistency(Some(&lin)), [Lin]);
+        assert_eq!(read_consistency(Some(&follower(0, 7))), [MinRevision(7)]);
+        let bound = MaxStaleness(Duration::from_millis(500));
+        assert_eq!(read_consistency(Some(&follower(500, 0))), [bound]);
+        assert_eq!(read_consistency(Some(&follower(500, 7))), [MinRevision(7), bound]);
+        assert_eq!(read_consistency(Some(&follower(0, 0))), []);
     }
 }

@@ -1,10 +1,8 @@
-//! SchemaService: registering and reading schema versions of a tenant's types.
-//!
-//! ListTypes is not served: the store has no query listing a tenant's types, and answering it
-//! from the change feed would scan the shard's whole history on every call.
+//! SchemaService: registering and reading schema versions of a tenant's types, and listing the
+//! types.
 
 use metamesh_core::schema::SchemaVersion;
-use metamesh_core::{Command, CommandError, ErrorCode, Outcome};
+use metamesh_core::{Command, CommandError, ErrorCode, Kind, Outcome};
 use metamesh_proto::convert;
 use metamesh_proto::v1;
 use metamesh_proto::v1::schema_service_server::SchemaService;
@@ -75,9 +73,25 @@ impl SchemaService for NodeApi {
         }))
     }
 
+    /// The latest schema version of each type of a tenant, by type name. The request has no
+    /// consistency field: it reads linearizably, and a page token pins the revision of the
+    /// first page, so later pages do not shift while types are registered.
     async fn list_types(&self, request: Request<v1::ListTypesRequest>) -> Result<Response<v1::ListTypesReply>, Status> {
         let _caller = self.caller(&request)?;
-        Err(status::unimplemented("ListTypes", "the store has no query listing a tenant's types"))
+        let r = request.into_inner();
+        let tenant = convert::tenant_id("tenant", &r.tenant).map_err(status::refused)?;
+        let base_kind = match r.base_kind.trim() {
+            "" => None,
+            kind => Some(kind.parse::<Kind>().map_err(|e| status::invalid("base_kind", e.to_string()))?),
+        };
+        let limit = page::size(r.page_size)?;
+        let token = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+        let store = self.store(None).await?;
+        let page = store.list_types(&tenant, base_kind, None, token, limit).await.map_err(status::store)?;
+        Ok(Response::new(v1::ListTypesReply {
+            types: page.items.iter().map(convert::schema_version_to_wire).collect(),
+            next_page_token: page.next.unwrap_or_default(),
+        }))
     }
 
     async fn check_compatibility(

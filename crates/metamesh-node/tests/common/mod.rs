@@ -1,7 +1,10 @@
 //! A real single-replica shard group in a temp dir, its client API served over real mTLS on
-//! 127.0.0.1 (`metamesh_testkit::api_node`), and helpers for calling it.
+//! 127.0.0.1 (`metamesh_testkit::api_node`), and helpers for calling it; [`group`] serves the
+//! API of replicas of a three-replica group.
 
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod group;
 
 use metamesh_proto::v1;
 use metamesh_proto::v1::catalog_service_client::CatalogServiceClient;

@@ -28,6 +28,8 @@ pub struct NodeProc {
     pub config: PathBuf,
     pub client: SocketAddr,
     pub raft: SocketAddr,
+    /// Extra environment of the process (on top of `METAMESH_LOG=info`).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -39,6 +41,7 @@ impl NodeProc {
             .arg("--config")
             .arg(&self.config)
             .env("METAMESH_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -73,6 +76,12 @@ pub struct ProcessGroup {
 impl ProcessGroup {
     /// Writes certificates and configurations for `n` replicas of group `s1` and starts them.
     pub fn start(n: u64) -> ProcessGroup {
+        ProcessGroup::start_with_env(n, |_| Vec::new())
+    }
+
+    /// Like [`ProcessGroup::start`], with extra environment variables for node `id` (1-based),
+    /// for instance `METAMESH_LISTEN__METRICS` or `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn start_with_env(n: u64, env: impl Fn(u64) -> Vec<(String, String)>) -> ProcessGroup {
         let dir = tempfile::tempdir().unwrap();
         let certs_dir = dir.path().join("certs");
         let mut args: Vec<String> = (1..=n).flat_map(|i| ["--node".to_owned(), format!("node-{i}")]).collect();
@@ -100,7 +109,7 @@ impl ProcessGroup {
                 c = certs_dir.display(),
             );
             std::fs::write(&config, text).unwrap();
-            let mut node = NodeProc { id, config, client: *client, raft: *raft, child: None };
+            let mut node = NodeProc { id, config, client: *client, raft: *raft, env: env(id), child: None };
             node.start();
             nodes.push(node);
         }
