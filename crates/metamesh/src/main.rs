@@ -7,11 +7,13 @@
 //! - `metamesh node --config FILE`: one replica of a shard group (Raft over mTLS gRPC), with
 //!   its telemetry (`metamesh-telemetry`: logs, OTLP traces, Prometheus `/metrics`).
 //! - `metamesh certs …`: a mesh CA and node, router and client certificates.
+//! - `metamesh policy check|test DIR`: validate a policy directory, run its assertion files.
 
 mod api;
 mod certs_cmd;
 mod dev;
 mod node_cmd;
+mod policy_cmd;
 mod store_cmd;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,8 @@ enum Cmd {
     Node(node_cmd::NodeArgs),
     /// Create a mesh CA and certificates for nodes, routers and clients.
     Certs(certs_cmd::CertsArgs),
+    /// Check a policy directory, or run its assertion files (for policy repositories' CI).
+    Policy(policy_cmd::PolicyArgs),
 }
 
 #[tokio::main]
@@ -53,6 +57,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Store(args) => store_cmd::run(args).await,
         Cmd::Node(args) => node_cmd::run(args).await,
         Cmd::Certs(args) => certs_cmd::run(args),
+        Cmd::Policy(args) => policy_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,8 +3,8 @@
 //! The principal comes from the verified client certificate (`metamesh_tls` put a `PeerInfo` into
 //! the request). A router calls on behalf of its own callers and names them in the
 //! [`PRINCIPAL_HEADER`] metadata; only a peer whose certificate says *router* may do so, since
-//! the header would otherwise let any client act as anyone. Authorization will be added here, so
-//! that no handler can forget it.
+//! the header would otherwise let any client act as anyone. The authorization layer (`authz`)
+//! runs the same function before any handler.
 
 use metamesh_core::limits::MAX_SHORT_BYTES;
 use metamesh_tls::{Identity, PeerRole};
@@ -37,10 +37,20 @@ pub struct Caller {
 /// - a forwarded principal that is empty, not text, repeated or over 256 bytes:
 ///   INVALID_ARGUMENT naming the header.
 pub fn authenticate<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let peer = metamesh_tls::peer_info(request)
+    authenticate_parts(request.extensions(), request.metadata())
+}
+
+/// [`authenticate`] from the parts of a request (for the authorization layer, which runs before
+/// tonic decodes the message).
+pub fn authenticate_parts(
+    extensions: &tonic::Extensions,
+    metadata: &tonic::metadata::MetadataMap,
+) -> Result<Caller, Status> {
+    let peer = extensions
+        .get::<metamesh_tls::PeerInfo>()
         .ok_or_else(|| Status::unauthenticated("no verified client certificate on this connection"))?;
     let identity = peer.identity.clone();
-    let mut forwarded = request.metadata().get_all(PRINCIPAL_HEADER).iter();
+    let mut forwarded = metadata.get_all(PRINCIPAL_HEADER).iter();
     let Some(value) = forwarded.next() else {
         return Ok(Caller { principal: identity.principal.to_string(), peer: identity, forwarded: false });
     };

@@ -2,6 +2,7 @@
 //! calling, proposing a write, picking a store for a read.
 
 pub mod admin;
+pub mod authz;
 pub mod caller;
 pub mod catalog;
 pub mod lineage;

@@ -1,0 +1,462 @@
+//! The one enforcement point: every client RPC is authorized here, once, before any handler runs.
+//!
+//! [`AuthzLayer`] is a tower layer for the client listener. For each request it
+//! 1. finds the RPC in [`RULES`] — an RPC without a rule is refused (PERMISSION_DENIED), so a new
+//!    RPC cannot be served until someone decides which policy action it needs;
+//! 2. authenticates the caller ([`caller::authenticate_parts`]);
+//! 3. decodes the request message generically (the service descriptors of `metamesh-proto`) and
+//!    reads the resources the rule names — URNs, a tenant, lineage edges;
+//! 4. checks them against one snapshot of the policy, and either answers with a refusal or hands
+//!    the request on with an [`Authorized`] in its extensions.
+//!
+//! A refusal never says more than the caller may know: a caller who may not even discover a
+//! resource is told NOT_FOUND, exactly what a missing resource gets; one who may discover it
+//! but not act on it is told PERMISSION_DENIED. Handlers that return many entities (listings,
+//! search, watch, lineage) filter them with [`Authorized`]'s policy snapshot.
+//!
+//! Requests with a malformed resource (a URN that does not parse) are passed on unchecked: the
+//! handler refuses them with INVALID_ARGUMENT before touching any data.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body_util::BodyExt;
+use metamesh_core::{EntityUrn, TenantId};
+use metamesh_policy::{Action, Authorizer, PolicySet, Resource, Visibility};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
+use tonic::body::Body;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+use crate::api::caller::{self, Caller};
+
+/// What a request was authorized as, for handlers that filter what they return.
+#[derive(Clone)]
+pub struct Authorized {
+    pub caller: Caller,
+    /// The policy the request was checked against (one snapshot for the whole request).
+    pub policy: Arc<PolicySet>,
+}
+
+impl Authorized {
+    /// How much of entity `urn` the caller may see.
+    pub fn visibility(&self, urn: &EntityUrn) -> Visibility {
+        self.policy.visibility(&self.caller.principal, urn)
+    }
+
+    /// Whether the caller holds `action` on tenant `tenant`.
+    pub fn may(&self, action: Action, tenant: &TenantId) -> bool {
+        self.policy.check(&self.caller.principal, action, &Resource::Tenant(tenant)).allowed
+    }
+}
+
+/// Where a rule finds the resources to check.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// Anyone with a mesh certificate (health, reflection).
+    Public,
+    /// The mesh itself.
+    Mesh,
+    /// The tenant named by a string field.
+    Tenant(&'static str),
+    /// Every URN at a field path (`urn`, `urns`, `entities.urn`): all must be allowed.
+    Urns(&'static str),
+    /// Lineage edges (`EdgeSpec`s) at a field: `link` on both ends.
+    Edges(&'static str),
+    /// The tenants listed in a repeated field, each checked; an empty list means "all I may
+    /// see" and the handler filters the results.
+    Tenants(&'static str),
+    /// Any authenticated caller; the handler filters every result.
+    Filtered,
+}
+
+/// The action an RPC needs, and on what.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub action: Option<Action>,
+    pub target: Target,
+}
+
+const fn rule(action: Action, target: Target) -> Rule {
+    Rule { action: Some(action), target }
+}
+
+const PUBLIC: Rule = Rule { action: None, target: Target::Public };
+
+/// Every RPC a node serves, by gRPC path prefix (`/package.Service/` for a whole service).
+/// See `docs/policies.md` ("Actions per RPC"). A test checks that every RPC of `metamesh.v1`
+/// has an entry.
+pub const RULES: &[(&str, Rule)] = &[
+    ("/grpc.health.v1.Health/", PUBLIC),
+    ("/grpc.reflection.v1.ServerReflection/", PUBLIC),
+    ("/grpc.reflection.v1alpha.ServerReflection/", PUBLIC),
+    ("/metamesh.v1.CatalogService/CreateTenant", rule(Action::TenantCreate, Target::Tenant("name"))),
+    ("/metamesh.v1.CatalogService/GetTenant", rule(Action::Discover, Target::Tenant("name"))),
+    ("/metamesh.v1.CatalogService/ListTenants", Rule { action: None, target: Target::Filtered }),
+    ("/metamesh.v1.CatalogService/PutEntity", rule(Action::Write, Target::Urns("urn"))),
+    ("/metamesh.v1.CatalogService/PutEntities", rule(Action::Write, Target::Urns("entities.urn"))),
+    ("/metamesh.v1.CatalogService/DeleteEntity", rule(Action::Delete, Target::Urns("urn"))),
+    ("/metamesh.v1.CatalogService/GetEntity", rule(Action::Read, Target::Urns("urn"))),
+    ("/metamesh.v1.CatalogService/BatchGetEntities", rule(Action::Read, Target::Urns("urns"))),
+    ("/metamesh.v1.CatalogService/ListEntities", rule(Action::Discover, Target::Tenant("tenant"))),
+    ("/metamesh.v1.CatalogService/ListVersions", rule(Action::Read, Target::Urns("urn"))),
+    ("/metamesh.v1.CatalogService/PutDocument", rule(Action::Write, Target::Urns("entity_urn"))),
+    ("/metamesh.v1.CatalogService/DeleteDocument", rule(Action::Write, Target::Urns("entity_urn"))),
+    ("/metamesh.v1.CatalogService/ListDocuments", rule(Action::Read, Target::Urns("entity_urn"))),
+    ("/metamesh.v1.LineageService/AddEdges", rule(Action::Link, Target::Edges("edges"))),
+    ("/metamesh.v1.LineageService/RemoveEdges", rule(Action::Link, Target::Edges("edges"))),
+    ("/metamesh.v1.LineageService/GetEdges", rule(Action::Read, Target::Urns("urns"))),
+    ("/metamesh.v1.LineageService/Expand", rule(Action::Read, Target::Urns("urns"))),
+    ("/metamesh.v1.SchemaService/RegisterSchema", rule(Action::SchemaWrite, Target::Tenant("tenant"))),
+    ("/metamesh.v1.SchemaService/GetSchema", rule(Action::SchemaRead, Target::Tenant("tenant"))),
+    ("/metamesh.v1.SchemaService/ListSchemaVersions", rule(Action::SchemaRead, Target::Tenant("tenant"))),
+    ("/metamesh.v1.SchemaService/ListTypes", rule(Action::SchemaRead, Target::Tenant("tenant"))),
+    ("/metamesh.v1.SchemaService/CheckCompatibility", rule(Action::SchemaRead, Target::Tenant("tenant"))),
+    ("/metamesh.v1.SearchService/Search", rule(Action::Search, Target::Tenants("tenants"))),
+    ("/metamesh.v1.WatchService/Watch", rule(Action::Watch, Target::Tenants("tenants"))),
+    ("/metamesh.v1.AdminService/Status", rule(Action::AdminRead, Target::Mesh)),
+    ("/metamesh.v1.AdminService/Health", rule(Action::AdminRead, Target::Mesh)),
+    ("/metamesh.v1.AdminService/GetShardMap", rule(Action::AdminRead, Target::Mesh)),
+    ("/metamesh.v1.AdminService/AddLearner", rule(Action::AdminWrite, Target::Mesh)),
+    ("/metamesh.v1.AdminService/RemoveLearner", rule(Action::AdminWrite, Target::Mesh)),
+    ("/metamesh.v1.AdminService/ChangeMembership", rule(Action::AdminWrite, Target::Mesh)),
+    ("/metamesh.v1.AdminService/TriggerSnapshot", rule(Action::AdminWrite, Target::Mesh)),
+    ("/metamesh.v1.AuditService/", rule(Action::AuditRead, Target::Mesh)),
+];
+
+/// The rule of an RPC path, if it has one.
+pub fn rule_for(path: &str) -> Option<Rule> {
+    RULES.iter().find(|(p, _)| if p.ends_with('/') { path.starts_with(p) } else { path == *p }).map(|(_, r)| *r)
+}
+
+/// Most bytes of a request message the layer reads to authorize it (the transport's own limit
+/// on a message is 4 MiB).
+const MAX_MESSAGE: usize = 8 * 1024 * 1024;
+
+/// The authorization layer of a node's client listener.
+#[derive(Clone)]
+pub struct AuthzLayer {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    authorizer: Authorizer,
+    pool: DescriptorPool,
+}
+
+impl AuthzLayer {
+    pub fn new(authorizer: Authorizer) -> AuthzLayer {
+        let pool = DescriptorPool::decode(metamesh_proto::FILE_DESCRIPTOR_SET)
+            .expect("metamesh-proto's descriptor set decodes");
+        AuthzLayer { inner: Arc::new(Shared { authorizer, pool }) }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for AuthzLayer {
+    type Service = Authz<S>;
+
+    fn layer(&self, inner: S) -> Authz<S> {
+        Authz { shared: self.inner.clone(), inner }
+    }
+}
+
+/// [`AuthzLayer`]'s service.
+#[derive(Clone)]
+pub struct Authz<S> {
+    shared: Arc<Shared>,
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower_service::Service<http::Request<Body>> for Authz<S>
+where
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        // The clone that was made ready goes with this call; a fresh clone stays for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            match shared.authorize(request).await {
+                Ok(request) => inner.call(request).await,
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+impl Shared {
+    async fn authorize(&self, request: http::Request<Body>) -> Result<http::Request<Body>, Status> {
+        let path = request.uri().path().to_owned();
+        let Some(rule) = rule_for(&path) else {
+            tracing::warn!(%path, "refused an RPC that has no authorization rule");
+            return Err(Status::permission_denied(format!("{path} has no authorization rule on this node")));
+        };
+        let (parts, body) = request.into_parts();
+        let metadata = MetadataMap::from_headers(parts.headers.clone());
+        let caller = caller::authenticate_parts(&parts.extensions, &metadata)?;
+        let policy = self.authorizer.snapshot();
+        let checked = match (rule.action, rule.target) {
+            (None, _) | (_, Target::Public) | (_, Target::Filtered) => http::Request::from_parts(parts, body),
+            (Some(action), Target::Mesh) => {
+                deny_unless(&policy, &caller, action, &Resource::Mesh, &path)?;
+                http::Request::from_parts(parts, body)
+            }
+            (Some(action), target) => {
+                let bytes = read_body(body).await?;
+                let message = self.decode(&path, &bytes)?;
+                check_message(&policy, &caller, action, target, &message, &path)?;
+                http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))
+            }
+        };
+        let (mut parts, body) = checked.into_parts();
+        parts.extensions.insert(Authorized { caller, policy });
+        Ok(http::Request::from_parts(parts, body))
+    }
+
+    /// Decodes the one message of a unary request body (one uncompressed gRPC frame).
+    fn decode(&self, path: &str, body: &Bytes) -> Result<DynamicMessage, Status> {
+        let descriptor = self.input_of(path)?;
+        let mut frame = body.clone();
+        if frame.len() < 5 {
+            return Err(Status::invalid_argument("empty request"));
+        }
+        let compressed = frame.get_u8();
+        let len = frame.get_u32() as usize;
+        if compressed != 0 {
+            return Err(Status::invalid_argument("compressed requests are not accepted"));
+        }
+        if len != frame.len() {
+            return Err(Status::invalid_argument("a request must be exactly one message"));
+        }
+        DynamicMessage::decode(descriptor, frame)
+            .map_err(|e| Status::invalid_argument(format!("bad request message: {e}")))
+    }
+
+    fn input_of(&self, path: &str) -> Result<MessageDescriptor, Status> {
+        let mut names = path.trim_start_matches('/').splitn(2, '/');
+        let (service, method) = (names.next().unwrap_or_default(), names.next().unwrap_or_default());
+        self.pool
+            .get_service_by_name(service)
+            .and_then(|s| s.methods().find(|m| m.name() == method))
+            .map(|m| m.input())
+            .ok_or_else(|| Status::unimplemented(format!("{path} is not a method of this node")))
+    }
+}
+
+async fn read_body(body: Body) -> Result<Bytes, Status> {
+    let limited = http_body_util::Limited::new(body, MAX_MESSAGE);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => Err(Status::resource_exhausted(format!("request not readable within {MAX_MESSAGE} bytes: {e}"))),
+    }
+}
+
+/// Checks every resource `target` names in `message`.
+fn check_message(
+    policy: &PolicySet,
+    caller: &Caller,
+    action: Action,
+    target: Target,
+    message: &DynamicMessage,
+    path: &str,
+) -> Result<(), Status> {
+    match target {
+        Target::Public | Target::Filtered => Ok(()),
+        Target::Mesh => deny_unless(policy, caller, action, &Resource::Mesh, path),
+        Target::Tenant(field) => match strings(message, field).first().map(|t| TenantId::new(t)) {
+            Some(Ok(tenant)) => deny_unless(policy, caller, action, &Resource::Tenant(&tenant), path),
+            // Missing or malformed: the handler refuses it as invalid.
+            _ => Ok(()),
+        },
+        Target::Tenants(field) => {
+            for name in strings(message, field) {
+                if let Ok(tenant) = TenantId::new(&name) {
+                    deny_unless(policy, caller, action, &Resource::Tenant(&tenant), path)?;
+                }
+            }
+            Ok(())
+        }
+        Target::Urns(field) => {
+            for text in strings(message, field) {
+                if let Ok(urn) = text.parse::<metamesh_core::Urn>() {
+                    deny_unless(policy, caller, action, &Resource::Entity(&urn.entity), path)?;
+                }
+            }
+            Ok(())
+        }
+        Target::Edges(field) => {
+            for edge in messages(message, field) {
+                let end = |f: &str| strings(&edge, f).first().and_then(|t| t.parse::<metamesh_core::Urn>().ok());
+                if let (Some(from), Some(to)) = (end("from_urn"), end("to_urn")) {
+                    let decision = policy.check_edge(&caller.principal, &from.entity, &to.entity);
+                    if !decision.allowed {
+                        // Say which end is refused only if the caller may know it exists.
+                        for urn in [&from.entity, &to.entity] {
+                            deny_unless(policy, caller, action, &Resource::Entity(urn), path)?;
+                        }
+                        return Err(Status::permission_denied(format!(
+                            "`{}` may not link {} to {}",
+                            caller.principal, from.entity, to.entity
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Refuses unless `caller` holds `action` on `resource`: NOT_FOUND when the caller may not even
+/// discover it (as if it did not exist), PERMISSION_DENIED otherwise.
+fn deny_unless(
+    policy: &PolicySet,
+    caller: &Caller,
+    action: Action,
+    resource: &Resource<'_>,
+    path: &str,
+) -> Result<(), Status> {
+    if policy.check(&caller.principal, action, resource).allowed {
+        return Ok(());
+    }
+    tracing::info!(principal = %caller.principal, action = action.as_str(), resource = %describe(resource), %path, "denied");
+    let discoverable = match resource {
+        Resource::Mesh => true,
+        _ => policy.check(&caller.principal, Action::Discover, resource).allowed,
+    };
+    if discoverable {
+        Err(Status::permission_denied(format!(
+            "`{}` may not {} {}",
+            caller.principal,
+            action.as_str(),
+            describe(resource)
+        )))
+    } else {
+        Err(Status::not_found(format!("{} not found", describe(resource))))
+    }
+}
+
+fn describe(resource: &Resource<'_>) -> String {
+    match resource {
+        Resource::Entity(urn) => urn.to_string(),
+        Resource::Tenant(t) => format!("tenant `{t}`"),
+        Resource::Mesh => "the mesh".to_owned(),
+    }
+}
+
+/// The string values at a dotted field path (through repeated and nested messages).
+fn strings(message: &DynamicMessage, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    collect(message, path, &mut |v| {
+        if let Value::String(s) = v {
+            out.push(s.clone());
+        }
+    });
+    out
+}
+
+/// The message values at a dotted field path.
+fn messages(message: &DynamicMessage, path: &str) -> Vec<DynamicMessage> {
+    let mut out = Vec::new();
+    collect(message, path, &mut |v| {
+        if let Value::Message(m) = v {
+            out.push(m.clone());
+        }
+    });
+    out
+}
+
+fn collect(message: &DynamicMessage, path: &str, f: &mut dyn FnMut(&Value)) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    if message.descriptor().get_field_by_name(head).is_none() {
+        return;
+    }
+    let value = message.get_field_by_name(head);
+    let Some(value) = value.as_deref() else { return };
+    let items: Vec<&Value> = match value {
+        Value::List(list) => list.iter().collect(),
+        other => vec![other],
+    };
+    for item in items {
+        match (rest, item) {
+            (None, v) => f(v),
+            (Some(rest), Value::Message(m)) => collect(m, rest, f),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RPC of every service the node may serve has a rule: adding an RPC to the protos
+    /// without deciding its policy action fails here (and is refused at run time).
+    #[test]
+    fn every_rpc_has_a_rule() {
+        let pool = DescriptorPool::decode(metamesh_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut missing = Vec::new();
+        let mut count = 0;
+        for service in pool.services().filter(|s| s.full_name().starts_with("metamesh.v1.")) {
+            for method in service.methods() {
+                count += 1;
+                let path = format!("/{}/{}", service.full_name(), method.name());
+                if rule_for(&path).is_none() {
+                    missing.push(path);
+                }
+            }
+        }
+        assert!(count > 30, "the descriptor set lists the services ({count} methods)");
+        assert!(missing.is_empty(), "RPCs without an authorization rule: {missing:?}");
+    }
+
+    #[test]
+    fn rules_name_fields_that_exist() {
+        let pool = DescriptorPool::decode(metamesh_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let shared = Shared { authorizer: test_authorizer(), pool };
+        for (path, rule) in RULES {
+            if path.ends_with('/') {
+                continue;
+            }
+            let input = shared.input_of(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let field = match rule.target {
+                Target::Tenant(f) | Target::Urns(f) | Target::Edges(f) | Target::Tenants(f) => f,
+                _ => continue,
+            };
+            let mut descriptor = input.clone();
+            let mut parts = field.split('.').peekable();
+            while let Some(part) = parts.next() {
+                let f = descriptor.get_field_by_name(part).unwrap_or_else(|| panic!("{path}: no field {field}"));
+                if parts.peek().is_some() {
+                    descriptor =
+                        f.kind().as_message().unwrap_or_else(|| panic!("{path}: {part} not a message")).clone();
+                }
+            }
+        }
+    }
+
+    fn test_authorizer() -> Authorizer {
+        Authorizer::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")).unwrap()
+    }
+}
