@@ -71,7 +71,33 @@ pub enum Command {
     Batch {
         commands: Vec<Command>,
     },
+    /// An entry for the audit log alone, proposed by the node that decided it: a request the
+    /// policy refused, or a read of a resource the policy marks sensitive. Changes no state.
+    Audit(AuditEvent),
 }
+
+/// A decision recorded in the audit log without any change of state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// The policy action asked for (`read`, `write`, …).
+    pub action: String,
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
+    /// The resource as the request named it (a URN, a tenant, `mesh`).
+    pub resource: String,
+    /// Allowed (a sensitive read) or refused.
+    pub allowed: bool,
+    /// Identical refusals coalesced into this record (1 otherwise).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Longest resource an audit event may name.
+pub const MAX_AUDIT_RESOURCE_BYTES: usize = 4096;
 
 impl Command {
     /// Stateless checks: syntax, sizes, edge endpoint rules, schema documents. Run before a
@@ -94,6 +120,14 @@ impl Command {
             }
             Command::DeleteDocument { title, .. } => check_token("title", title, MAX_TITLE_BYTES),
             Command::AddEdge(e) | Command::RemoveEdge(e) => e.validate(),
+            Command::Audit(ev) => {
+                check_token("action", &ev.action, MAX_SHORT_BYTES)?;
+                check_len("resource", ev.resource.len(), MAX_AUDIT_RESOURCE_BYTES)?;
+                if ev.count == 0 || (ev.allowed && ev.count > 1) {
+                    return Err(CommandError::invalid("count", "at least 1, and more only for refusals"));
+                }
+                Ok(())
+            }
             Command::Batch { commands } => {
                 if commands.len() > MAX_BATCH {
                     return Err(CommandError::TooLarge {
@@ -133,6 +167,7 @@ impl Command {
             // `produced`/`derived_from` edge, the run for `consumed`. We take the end that is a
             // run or job if any, else the downstream end.
             Command::AddEdge(e) | Command::RemoveEdge(e) => out.push(edge_owner(e)),
+            Command::Audit(ev) => out.extend(ev.tenant.as_ref()),
             Command::Batch { commands } => commands.iter().for_each(|c| c.collect_tenants(out)),
         }
     }
@@ -160,11 +195,14 @@ pub struct Proposal {
     /// outcome and changes nothing.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The digest of the policy the request was authorized under, recorded in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
 }
 
 impl Proposal {
     pub fn new(command: Command, at_ms: i64, principal: impl Into<String>) -> Proposal {
-        Proposal { command, at_ms, principal: principal.into(), request_id: None }
+        Proposal { command, at_ms, principal: principal.into(), request_id: None, policy_digest: None }
     }
 
     pub fn validate(&self) -> Result<(), CommandError> {
@@ -204,6 +242,8 @@ pub enum Outcome {
     Batch {
         outcomes: Vec<Outcome>,
     },
+    /// An audit-only entry was recorded.
+    Audited,
 }
 
 #[cfg(test)]
@@ -217,6 +257,7 @@ mod tests {
             at_ms: 7,
             principal: "alice".into(),
             request_id: Some("r1".into()),
+            policy_digest: None,
         };
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(
@@ -224,6 +265,29 @@ mod tests {
             r#"{"command":{"op":"delete_entity","urn":"mm://t/model/m","expect_version":2},"at_ms":7,"principal":"alice","request_id":"r1"}"#
         );
         assert_eq!(serde_json::from_str::<Proposal>(&json).unwrap(), p);
+        // The policy digest is written when set, and optional when read.
+        let with = Proposal { policy_digest: Some("ab".into()), ..p.clone() };
+        assert!(serde_json::to_string(&with).unwrap().ends_with(r#","policy_digest":"ab"}"#));
+    }
+
+    #[test]
+    fn audit_events_are_checked() {
+        let ev = |allowed: bool, count: u32, action: &str| {
+            Command::Audit(AuditEvent {
+                action: action.into(),
+                tenant: None,
+                resource: "mm://t/model/m".into(),
+                allowed,
+                count,
+            })
+        };
+        assert!(ev(false, 3, "read").validate().is_ok());
+        assert!(ev(true, 1, "read").validate().is_ok());
+        for bad in [ev(true, 2, "read"), ev(false, 0, "read"), ev(false, 1, "")] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        let json = r#"{"op":"audit","action":"read","resource":"mm://t/model/m","allowed":false}"#;
+        assert_eq!(serde_json::from_str::<Command>(json).unwrap(), ev(false, 1, "read"));
     }
 
     #[test]

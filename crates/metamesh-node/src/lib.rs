@@ -15,18 +15,22 @@
 //! - one module per service: [`api::catalog`], [`api::lineage`], [`api::search`],
 //!   [`api::schema`], [`api::watch`] (the resumable change stream), [`api::admin`].
 //!
-//! The audit service is not served yet: it arrives with the policy work, as does authorization,
-//! which will hook into [`api::caller`] — the one place every request passes first.
+//! Authorization is one tower layer in front of every service, [`api::authz::AuthzLayer`]: it
+//! authenticates the caller ([`api::caller`]), checks the RPC's rule against the policy and
+//! stamps the request; handlers refuse a request without that stamp. The audit service is not
+//! served yet.
 //!
 //! Serving, as the node binary does:
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use metamesh_node::{services, NodeApi};
+//! # use metamesh_node::{services, AuthzLayer, NodeApi};
 //! # use metamesh_tls::{incoming, Credentials, PeerPolicy, CLIENT_API_ALPN};
 //! # async fn serve(replica: Arc<metamesh_raft::Replica>, creds: Credentials) -> anyhow::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:7000").await?;
 //! let tls = creds.server_config(CLIENT_API_ALPN)?;
+//! let policy = metamesh_policy::Authorizer::load(std::path::Path::new("policies"))?;
 //! tonic::transport::Server::builder()
+//!     .layer(AuthzLayer::new(policy))
 //!     .add_routes(services(Arc::new(NodeApi::new(replica, 1, "s1"))))
 //!     .serve_with_incoming(incoming(listener, tls, PeerPolicy::AnyMeshMember))
 //!     .await?;
@@ -36,5 +40,7 @@
 
 pub mod api;
 
+pub use api::audit_feed::AuditFeed;
+pub use api::authz::{Authorized, AuthzLayer};
 pub use api::caller::{Caller, LEADER_HEADER, PRINCIPAL_HEADER};
 pub use api::{services, NodeApi};

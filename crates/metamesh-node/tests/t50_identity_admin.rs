@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use metamesh_node::{services, NodeApi, PRINCIPAL_HEADER};
+use metamesh_node::{services, AuthzLayer, NodeApi, PRINCIPAL_HEADER};
 use metamesh_proto::v1;
 use metamesh_proto::v1::admin_service_client::AdminServiceClient;
 use metamesh_proto::v1::catalog_service_client::CatalogServiceClient;
@@ -56,18 +56,35 @@ async fn only_routers_may_forward_a_principal() {
 async fn a_connection_without_a_verified_peer_is_unauthenticated() {
     let node = Node::start().await;
     // The same services over plain TCP: no TLS acceptor, so no peer identity in requests.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let api = Arc::new(NodeApi::new(node.replica.clone(), 1, SHARD));
-    let server = tokio::spawn(
-        tonic::transport::Server::builder().add_routes(services(api)).serve_with_incoming(TcpIncoming::from(listener)),
-    );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-
-    let status = AdminServiceClient::new(channel).status(v1::StatusRequest {}).await.unwrap_err();
-
-    assert_eq!(status.code(), Code::Unauthenticated);
-    server.abort();
+    let plain = |layered: bool| {
+        let api = Arc::new(NodeApi::new(node.replica.clone(), 1, SHARD));
+        let authz = layered.then(|| AuthzLayer::new(node.authorizer.clone()));
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let incoming = TcpIncoming::from(listener);
+            let server = match authz {
+                Some(layer) => tokio::spawn(
+                    tonic::transport::Server::builder()
+                        .layer(layer)
+                        .add_routes(services(api))
+                        .serve_with_incoming(incoming),
+                ),
+                None => tokio::spawn(
+                    tonic::transport::Server::builder().add_routes(services(api)).serve_with_incoming(incoming),
+                ),
+            };
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+            let status = AdminServiceClient::new(channel).status(v1::StatusRequest {}).await.unwrap_err();
+            server.abort();
+            status
+        }
+    };
+    assert_eq!(plain(true).await.code(), Code::Unauthenticated);
+    // Served without the authorization layer, every handler refuses: it fails closed.
+    let unlayered = plain(false).await;
+    assert_eq!(unlayered.code(), Code::PermissionDenied, "{unlayered:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -242,6 +242,7 @@ fn apply_put_run(
     if !rows.is_empty() {
         let outcomes = entities::write(conn, rows).map_err(store_failure)?;
         for (i, outcome) in written.into_iter().zip(outcomes) {
+            crate::audit::record(conn, &mut state.chain, &entries[i].1, applied[i].at_ms)?;
             applied[i].result = Ok(outcome);
         }
     }
@@ -350,6 +351,7 @@ fn apply_one(
     };
     match &result {
         Ok(outcome) => {
+            crate::audit::record(conn, &mut state.chain, proposal, at_ms)?;
             let text = serde_json::to_string(outcome).expect("outcomes serialize");
             record(true, text, proposal.request_id.as_deref())?;
             state.tenants = ctx.tenants.into_inner();
@@ -400,6 +402,8 @@ fn execute(ctx: &Ctx<'_>, conn: &Connection, command: &Command) -> Res<Outcome> 
         Command::DeleteDocument { urn, title } => put_document(ctx, conn, urn, title, None),
         Command::AddEdge(e) => lineage::add_edge(ctx, conn, e),
         Command::RemoveEdge(e) => lineage::remove_edge(ctx, conn, e),
+        // The record itself is written with every applied command's (see `audit`).
+        Command::Audit(_) => Ok(Outcome::Audited),
     }
 }
 

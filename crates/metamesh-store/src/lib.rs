@@ -17,6 +17,7 @@
 //! [`export`] (a deterministic dump used to compare replicas).
 
 mod apply;
+mod audit;
 mod entities;
 pub mod export;
 mod graph;
@@ -60,6 +61,9 @@ pub enum StoreError {
     OutOfOrder { last: u64, given: u64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The audit log refused a record (its chain does not continue the stored one).
+    #[error("audit log: {0}")]
+    Audit(String),
     /// A query's arguments are wrong (a bad filter, cursor or schema version).
     #[error(transparent)]
     Invalid(#[from] CommandError),

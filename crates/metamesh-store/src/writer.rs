@@ -26,11 +26,13 @@ pub(crate) struct WriterConn {
 }
 
 /// Facts about the committed state that every apply needs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Cached {
     pub last_rev: i64,
     pub last_at_ms: i64,
     pub tenants: HashSet<String>,
+    /// The audit chain's last sequence number and hash.
+    pub chain: metamesh_audit::Chain,
 }
 
 impl WriterConn {
@@ -46,7 +48,8 @@ impl WriterConn {
         let mut stmt = self.conn.prepare("SELECT name FROM tenants")?;
         let tenants = stmt.query_map([], |r| r.get(0))?.collect::<Result<HashSet<String>, _>>()?;
         drop(stmt);
-        let c = Cached { last_rev, last_at_ms, tenants };
+        let chain = metamesh_audit::sqlite::load_chain(&self.conn).map_err(|e| StoreError::Audit(e.to_string()))?;
+        let c = Cached { last_rev, last_at_ms, tenants, chain };
         self.cached = Some(c.clone());
         Ok(c)
     }
@@ -71,6 +74,8 @@ impl Writer {
         conn.pragma_update(None, "cache_size", "-65536")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
+        // The audit tables and their append-only triggers (idempotent).
+        metamesh_audit::sqlite::init(&conn).map_err(|e| StoreError::Audit(e.to_string()))?;
         Ok(Writer { inner: Arc::new(Mutex::new(WriterConn { conn, cached: None })) })
     }
 

@@ -108,6 +108,10 @@ proptest! {
             }
             prop_assert_eq!(summary(&got), summary(&expected));
             prop_assert_eq!(cut.export().await.unwrap(), one.export().await.unwrap());
+            // The audit chains are identical too: same records, same hashes.
+            let head = |d: &tempfile::TempDir| metamesh_audit::sqlite::verify_file(&d.path().join("s.sqlite"), &[]).unwrap();
+            let (a, b) = (head(&_d1), head(&_d2));
+            prop_assert_eq!((a.records, a.head), (b.records, b.head));
             Ok(())
         })?;
     }

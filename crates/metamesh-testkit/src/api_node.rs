@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metamesh_node::{services, NodeApi};
+use metamesh_node::{services, AuditFeed, AuthzLayer, NodeApi};
+use metamesh_policy::Authorizer;
 use metamesh_raft::network::LocalRouter;
 use metamesh_raft::{Replica, ReplicaOptions};
 use metamesh_store::StoreOptions;
@@ -25,13 +26,30 @@ pub struct ApiNode {
     pub addr: SocketAddr,
     pub ca: MeshCa,
     pub replica: Arc<Replica>,
+    /// The policy the node enforces (its files can be changed and reloaded by a test).
+    pub authorizer: Authorizer,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     _dir: TempDir,
 }
 
+/// The clients [`ApiNode::start`] grants every right: the tests' default callers and a router.
+pub const TRUSTED: &[(Role, &str)] =
+    &[(Role::Client, "alice"), (Role::Client, "bob"), (Role::Client, "carol"), (Role::Router, "r1")];
+
 impl ApiNode {
+    /// A node whose policy grants every right to [`TRUSTED`] callers, and nothing to others.
     pub async fn start() -> ApiNode {
+        let ca = MeshCa::generate(DOMAIN).expect("ca");
+        let principals: Vec<String> = TRUSTED.iter().map(|(role, name)| ca.spiffe_id(*role, name)).collect();
         let dir = tempfile::tempdir().expect("temp dir");
+        crate::policy::write_policy(&dir.path().join("policies"), &crate::policy::all_rights(&principals), &[]);
+        ApiNode::start_with(ca, dir).await
+    }
+
+    /// A node enforcing the policy files in `<dir>/policies`, with certificates from `ca`; `dir`
+    /// also holds the replica's data.
+    pub async fn start_with(ca: MeshCa, dir: TempDir) -> ApiNode {
+        let authorizer = Authorizer::load(&dir.path().join("policies")).expect("test policy loads");
         let options = ReplicaOptions {
             heartbeat_ms: 50,
             election_timeout_min_ms: 150,
@@ -40,7 +58,8 @@ impl ApiNode {
             ..Default::default()
         };
         let router = LocalRouter::new();
-        let replica = Replica::start(1, dir.path(), &options, router.network(1)).await.expect("start replica");
+        let replica =
+            Replica::start(1, &dir.path().join("data"), &options, router.network(1)).await.expect("start replica");
         router.register(1, replica.raft.clone());
         replica.bootstrap(&[(1, "127.0.0.1:7001".to_owned())]).await.expect("bootstrap");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -50,18 +69,17 @@ impl ApiNode {
         }
         let replica = Arc::new(replica);
 
-        let ca = MeshCa::generate(DOMAIN).expect("ca");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let tls = creds(&ca, Role::Node, "n1").server_config(CLIENT_API_ALPN).expect("server config");
         let api = Arc::new(NodeApi::new(replica.clone(), 1, SHARD));
-        let server =
-            tokio::spawn(tonic::transport::Server::builder().add_routes(services(api)).serve_with_incoming(incoming(
-                listener,
-                tls,
-                PeerPolicy::AnyMeshMember,
-            )));
-        ApiNode { addr, ca, replica, server, _dir: dir }
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .layer(AuthzLayer::new(authorizer.clone()).with_audit(AuditFeed::start(replica.clone()).0))
+                .add_routes(services(api))
+                .serve_with_incoming(incoming(listener, tls, PeerPolicy::AnyMeshMember)),
+        );
+        ApiNode { addr, ca, replica, authorizer, server, _dir: dir }
     }
 
     /// A channel authenticated as `role`/`name`.

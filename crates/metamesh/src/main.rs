@@ -8,8 +8,10 @@
 //!   its telemetry (`metamesh-telemetry`: logs, OTLP traces, Prometheus `/metrics`).
 //! - `metamesh certs …`: a mesh CA and node, router and client certificates.
 //! - `metamesh policy check|test DIR`: validate a policy directory, run its assertion files.
+//! - `metamesh audit verify`: verify a shard's audit log offline.
 
 mod api;
+mod audit_cmd;
 mod certs_cmd;
 mod dev;
 mod node_cmd;
@@ -35,6 +37,8 @@ enum Cmd {
     Node(node_cmd::NodeArgs),
     /// Create a mesh CA and certificates for nodes, routers and clients.
     Certs(certs_cmd::CertsArgs),
+    /// Verify a shard's audit log offline (hash chain, signed checkpoints).
+    Audit(audit_cmd::AuditArgs),
     /// Check a policy directory, or run its assertion files (for policy repositories' CI).
     Policy(policy_cmd::PolicyArgs),
 }
@@ -58,6 +62,7 @@ async fn main() -> std::process::ExitCode {
         Cmd::Node(args) => node_cmd::run(args).await,
         Cmd::Certs(args) => certs_cmd::run(args),
         Cmd::Policy(args) => policy_cmd::run(args),
+        Cmd::Audit(args) => audit_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

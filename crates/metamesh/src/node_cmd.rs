@@ -20,6 +20,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use metamesh_config::NodeConfig;
+use metamesh_node::{AuditFeed, AuthzLayer};
+use metamesh_policy::{Authorizer, WatchOptions};
 use metamesh_raft::{GrpcNetwork, RaftGrpc, Replica, ReplicaOptions};
 use metamesh_store::StoreOptions;
 use metamesh_telemetry::{Metrics, RaftSample, RpcLayer, TelemetryError, TelemetryOptions};
@@ -75,6 +77,12 @@ async fn shutdown_signal() {
 /// Runs a replica until `shutdown` completes.
 pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     tracing::info!(%config, "starting node");
+    // Every client RPC is authorized by the policy in policy.dir; a node does not start without
+    // a valid one, and follows changes to the files (a broken change keeps the policy in force).
+    let authorizer = Authorizer::load(&config.policy.dir)
+        .map_err(|e| anyhow::anyhow!("invalid policy in policy.dir {}: {e}", config.policy.dir.display()))?;
+    tracing::info!(dir = %config.policy.dir.display(), digest = %authorizer.digest(), "loaded the policy");
+    let _policy_watch = authorizer.watch(WatchOptions::default());
     let creds = Credentials::load(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
     // Calls to other replicas (forwarded writes, read index, Raft) continue the caller's trace.
     let network =
@@ -139,6 +147,8 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
         .register_encoded_file_descriptor_set(metamesh_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // Refusals and sensitive reads are recorded in the audit log through Raft.
+    let (audit_feed, _audit_task) = AuditFeed::start(replica.clone());
     let client_incoming =
         metamesh_tls::incoming(client_listener, creds.server_config(CLIENT_API_ALPN)?, PeerPolicy::AnyMeshMember);
     let routes = crate::api::routes(replica.clone(), &config).add_service(health_service).add_service(reflection);
@@ -146,6 +156,7 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     let client_server = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(client_layer)
+            .layer(AuthzLayer::new(authorizer.clone()).with_audit(audit_feed))
             .add_routes(routes)
             .serve_with_incoming_shutdown(client_incoming, stopped(stop_rx.clone())),
     );

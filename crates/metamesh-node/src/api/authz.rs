@@ -25,13 +25,15 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
-use metamesh_core::{EntityUrn, TenantId};
+use metamesh_core::command::AuditEvent;
+use metamesh_core::{CommandError, EntityUrn, TenantId};
 use metamesh_policy::{Action, Authorizer, PolicySet, Resource, Visibility};
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value};
 use tonic::body::Body;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use crate::api::audit_feed::AuditFeed;
 use crate::api::caller::{self, Caller};
 
 /// What a request was authorized as, for handlers that filter what they return.
@@ -51,6 +53,52 @@ impl Authorized {
     /// Whether the caller holds `action` on tenant `tenant`.
     pub fn may(&self, action: Action, tenant: &TenantId) -> bool {
         self.policy.check(&self.caller.principal, action, &Resource::Tenant(tenant)).allowed
+    }
+}
+
+/// The [`Authorized`] the layer attached to `request`. Its absence means the service is being
+/// served without the layer: refused (fail closed), never answered unchecked.
+pub fn authorized<T>(request: &tonic::Request<T>) -> Result<Authorized, Status> {
+    request.extensions().get::<Authorized>().cloned().ok_or_else(|| {
+        Status::permission_denied("this request was not authorized (the node serves it without its policy layer)")
+    })
+}
+
+/// What a caller who may only discover `e` sees of it: its URN (tenant, kind, name), whether it
+/// is deleted, its version and revision — no type, properties, tags, people or text.
+pub fn redact(e: &metamesh_core::EntityVersion) -> metamesh_core::EntityVersion {
+    metamesh_core::EntityVersion {
+        urn: e.urn.clone(),
+        version: e.version,
+        type_name: None,
+        schema_version: None,
+        properties: serde_json::Value::Object(Default::default()),
+        tags: Vec::new(),
+        owner: None,
+        status: None,
+        description: None,
+        deleted: e.deleted,
+        created_at_ms: e.created_at_ms,
+        created_by: String::new(),
+        updated_at_ms: e.updated_at_ms,
+        updated_by: String::new(),
+        revision: e.revision,
+    }
+}
+
+impl Authorized {
+    /// `e` as the caller may see it: whole, redacted ([`redact`]), or not at all.
+    pub fn view(&self, e: &metamesh_core::EntityVersion) -> Option<metamesh_core::EntityVersion> {
+        match self.visibility(&e.urn) {
+            Visibility::Full => Some(e.clone()),
+            Visibility::DiscoverOnly => Some(redact(e)),
+            Visibility::Hidden => None,
+        }
+    }
+
+    /// Whether the caller may know that `urn` exists.
+    pub fn sees(&self, urn: &EntityUrn) -> bool {
+        self.visibility(urn) != Visibility::Hidden
     }
 }
 
@@ -146,13 +194,23 @@ pub struct AuthzLayer {
 struct Shared {
     authorizer: Authorizer,
     pool: DescriptorPool,
+    /// Where refusals and sensitive reads go to be recorded (through Raft); none in tests that
+    /// do not look at the audit log.
+    audit: Option<AuditFeed>,
 }
 
 impl AuthzLayer {
     pub fn new(authorizer: Authorizer) -> AuthzLayer {
         let pool = DescriptorPool::decode(metamesh_proto::FILE_DESCRIPTOR_SET)
             .expect("metamesh-proto's descriptor set decodes");
-        AuthzLayer { inner: Arc::new(Shared { authorizer, pool }) }
+        AuthzLayer { inner: Arc::new(Shared { authorizer, pool, audit: None }) }
+    }
+
+    /// Records refusals and sensitive reads through `feed`.
+    pub fn with_audit(self, feed: AuditFeed) -> AuthzLayer {
+        let shared =
+            Shared { authorizer: self.inner.authorizer.clone(), pool: self.inner.pool.clone(), audit: Some(feed) };
+        AuthzLayer { inner: Arc::new(shared) }
     }
 }
 
@@ -212,21 +270,28 @@ impl Shared {
         };
         let (parts, body) = request.into_parts();
         let metadata = MetadataMap::from_headers(parts.headers.clone());
-        let caller = caller::authenticate_parts(&parts.extensions, &metadata)?;
+        let mut caller = caller::authenticate_parts(&parts.extensions, &metadata)?;
         let policy = self.authorizer.snapshot();
+        caller.policy_digest = Some(policy.digest().to_string());
+        let check = Check { policy: &policy, caller: &caller, path: &path, events: Default::default() };
         let checked = match (rule.action, rule.target) {
-            (None, _) | (_, Target::Public) | (_, Target::Filtered) => http::Request::from_parts(parts, body),
+            (None, _) | (_, Target::Public) | (_, Target::Filtered) => Ok(http::Request::from_parts(parts, body)),
             (Some(action), Target::Mesh) => {
-                deny_unless(&policy, &caller, action, &Resource::Mesh, &path)?;
-                http::Request::from_parts(parts, body)
+                deny_unless(&check, action, &Resource::Mesh, "").map(|()| http::Request::from_parts(parts, body))
             }
             (Some(action), target) => {
                 let bytes = read_body(body).await?;
                 let message = self.decode(&path, &bytes)?;
-                check_message(&policy, &caller, action, target, &message, &path)?;
-                http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))
+                check_message(&check, action, target, &message)
+                    .map(|()| http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes))))
             }
         };
+        if let Some(feed) = &self.audit {
+            for event in check.events.take() {
+                feed.record(&caller, event);
+            }
+        }
+        let checked = checked?;
         let (mut parts, body) = checked.into_parts();
         parts.extensions.insert(Authorized { caller, policy });
         Ok(http::Request::from_parts(parts, body))
@@ -271,26 +336,20 @@ async fn read_body(body: Body) -> Result<Bytes, Status> {
 }
 
 /// Checks every resource `target` names in `message`.
-fn check_message(
-    policy: &PolicySet,
-    caller: &Caller,
-    action: Action,
-    target: Target,
-    message: &DynamicMessage,
-    path: &str,
-) -> Result<(), Status> {
+fn check_message(check: &Check<'_>, action: Action, target: Target, message: &DynamicMessage) -> Result<(), Status> {
+    let (policy, caller) = (check.policy, check.caller);
     match target {
         Target::Public | Target::Filtered => Ok(()),
-        Target::Mesh => deny_unless(policy, caller, action, &Resource::Mesh, path),
-        Target::Tenant(field) => match strings(message, field).first().map(|t| TenantId::new(t)) {
-            Some(Ok(tenant)) => deny_unless(policy, caller, action, &Resource::Tenant(&tenant), path),
+        Target::Mesh => deny_unless(check, action, &Resource::Mesh, ""),
+        Target::Tenant(field) => match strings(message, field).first().map(|t| (TenantId::new(t), t.clone())) {
+            Some((Ok(tenant), text)) => deny_unless(check, action, &Resource::Tenant(&tenant), &text),
             // Missing or malformed: the handler refuses it as invalid.
             _ => Ok(()),
         },
         Target::Tenants(field) => {
             for name in strings(message, field) {
                 if let Ok(tenant) = TenantId::new(&name) {
-                    deny_unless(policy, caller, action, &Resource::Tenant(&tenant), path)?;
+                    deny_unless(check, action, &Resource::Tenant(&tenant), &name)?;
                 }
             }
             Ok(())
@@ -298,20 +357,23 @@ fn check_message(
         Target::Urns(field) => {
             for text in strings(message, field) {
                 if let Ok(urn) = text.parse::<metamesh_core::Urn>() {
-                    deny_unless(policy, caller, action, &Resource::Entity(&urn.entity), path)?;
+                    deny_unless(check, action, &Resource::Entity(&urn.entity), &text)?;
                 }
             }
             Ok(())
         }
         Target::Edges(field) => {
             for edge in messages(message, field) {
-                let end = |f: &str| strings(&edge, f).first().and_then(|t| t.parse::<metamesh_core::Urn>().ok());
-                if let (Some(from), Some(to)) = (end("from_urn"), end("to_urn")) {
+                let end = |f: &str| {
+                    strings(&edge, f).first().and_then(|t| t.parse::<metamesh_core::Urn>().ok().map(|u| (u, t.clone())))
+                };
+                if let (Some((from, from_text)), Some((to, to_text))) = (end("from_urn"), end("to_urn")) {
                     let decision = policy.check_edge(&caller.principal, &from.entity, &to.entity);
                     if !decision.allowed {
+                        check.event(action, None, format!("{} -> {}", from.entity, to.entity), false);
                         // Say which end is refused only if the caller may know it exists.
-                        for urn in [&from.entity, &to.entity] {
-                            deny_unless(policy, caller, action, &Resource::Entity(urn), path)?;
+                        for (urn, text) in [(&from.entity, &from_text), (&to.entity, &to_text)] {
+                            deny_unless(check, action, &Resource::Entity(urn), text)?;
                         }
                         return Err(Status::permission_denied(format!(
                             "`{}` may not link {} to {}",
@@ -325,18 +387,39 @@ fn check_message(
     }
 }
 
+/// One request's check: the policy snapshot, the caller, and the audit events it produces
+/// (refusals, and reads of resources the policy marks sensitive).
+struct Check<'a> {
+    policy: &'a PolicySet,
+    caller: &'a Caller,
+    path: &'a str,
+    events: std::cell::RefCell<Vec<AuditEvent>>,
+}
+
+impl Check<'_> {
+    fn event(&self, action: Action, tenant: Option<TenantId>, resource: String, allowed: bool) {
+        let event = AuditEvent { action: action.as_str().to_owned(), tenant, resource, allowed, count: 1 };
+        self.events.borrow_mut().push(event);
+    }
+}
+
 /// Refuses unless `caller` holds `action` on `resource`: NOT_FOUND when the caller may not even
-/// discover it (as if it did not exist), PERMISSION_DENIED otherwise.
-fn deny_unless(
-    policy: &PolicySet,
-    caller: &Caller,
-    action: Action,
-    resource: &Resource<'_>,
-    path: &str,
-) -> Result<(), Status> {
+/// discover it — the very status a missing resource gets from the handler, `as_sent` being the
+/// resource as the request spelled it — and PERMISSION_DENIED otherwise.
+fn deny_unless(check: &Check<'_>, action: Action, resource: &Resource<'_>, as_sent: &str) -> Result<(), Status> {
+    let (policy, caller, path) = (check.policy, check.caller, check.path);
+    let tenant = match resource {
+        Resource::Entity(u) => Some(u.tenant().clone()),
+        Resource::Tenant(t) => Some((*t).clone()),
+        Resource::Mesh => None,
+    };
     if policy.check(&caller.principal, action, resource).allowed {
+        if action == Action::Read && policy.is_sensitive(resource) {
+            check.event(action, tenant, describe(resource), true);
+        }
         return Ok(());
     }
+    check.event(action, tenant, describe(resource), false);
     tracing::info!(principal = %caller.principal, action = action.as_str(), resource = %describe(resource), %path, "denied");
     let discoverable = match resource {
         Resource::Mesh => true,
@@ -350,7 +433,11 @@ fn deny_unless(
             describe(resource)
         )))
     } else {
-        Err(Status::not_found(format!("{} not found", describe(resource))))
+        let missing = match resource {
+            Resource::Tenant(t) => CommandError::UnknownTenant((*t).clone()),
+            _ => CommandError::NotFound(as_sent.to_owned()),
+        };
+        Err(metamesh_proto::convert::status(&missing))
     }
 }
 
@@ -434,7 +521,7 @@ mod tests {
     #[test]
     fn rules_name_fields_that_exist() {
         let pool = DescriptorPool::decode(metamesh_proto::FILE_DESCRIPTOR_SET).unwrap();
-        let shared = Shared { authorizer: test_authorizer(), pool };
+        let shared = Shared { authorizer: test_authorizer(), pool, audit: None };
         for (path, rule) in RULES {
             if path.ends_with('/') {
                 continue;

@@ -27,6 +27,9 @@ pub struct Caller {
     pub peer: Identity,
     /// Whether the principal was forwarded by a router rather than read from the certificate.
     pub forwarded: bool,
+    /// The digest of the policy the request was authorized under (set by the authorization
+    /// layer; recorded with every change in the audit log).
+    pub policy_digest: Option<String>,
 }
 
 /// The caller of `request`.
@@ -52,7 +55,12 @@ pub fn authenticate_parts(
     let identity = peer.identity.clone();
     let mut forwarded = metadata.get_all(PRINCIPAL_HEADER).iter();
     let Some(value) = forwarded.next() else {
-        return Ok(Caller { principal: identity.principal.to_string(), peer: identity, forwarded: false });
+        return Ok(Caller {
+            principal: identity.principal.to_string(),
+            peer: identity,
+            forwarded: false,
+            policy_digest: None,
+        });
     };
     if identity.role != PeerRole::Router {
         tracing::warn!(peer = %identity.principal, "non-router peer tried to forward a principal");
@@ -72,5 +80,5 @@ pub fn authenticate_parts(
     if principal.len() > MAX_SHORT_BYTES {
         return Err(bad("longer than 256 bytes"));
     }
-    Ok(Caller { principal: principal.to_owned(), peer: identity, forwarded: true })
+    Ok(Caller { principal: principal.to_owned(), peer: identity, forwarded: true, policy_digest: None })
 }

@@ -15,7 +15,9 @@ use metamesh_store::read::{DocumentFilter, MAX_PAGE};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
-use crate::api::{page, status, NodeApi};
+use metamesh_policy::Action;
+
+use crate::api::{authz, page, status, NodeApi};
 
 /// Where a ListEntities page continues: the store's cursor and the revision the first page read
 /// at (reported on every page, and the freshness later pages need).
@@ -86,12 +88,13 @@ impl CatalogService for NodeApi {
         &self,
         request: Request<v1::ListTenantsRequest>,
     ) -> Result<Response<v1::ListTenantsReply>, Status> {
-        let _caller = self.caller(&request)?;
+        let authorized = authz::authorized(&request)?;
         let r = request.into_inner();
         let limit = page::size(r.page_size)?;
         let after: Option<String> = page::decode(&r.page_token)?;
         let store = self.store(None).await?;
-        let names = store.tenants().await.map_err(status::store)?;
+        let mut names = store.tenants().await.map_err(status::store)?;
+        names.retain(|t| authorized.may(Action::Discover, t));
         let (items, next) = page::after_key(names, |t| t.to_string(), after.as_ref(), limit);
         Ok(Response::new(v1::ListTenantsReply {
             tenants: items.iter().map(|t| convert::tenant_to_wire(t, &self.shard_group)).collect(),
@@ -220,7 +223,7 @@ impl CatalogService for NodeApi {
         &self,
         request: Request<v1::ListEntitiesRequest>,
     ) -> Result<Response<v1::ListEntitiesReply>, Status> {
-        let _caller = self.caller(&request)?;
+        let authorized = authz::authorized(&request)?;
         let r = request.into_inner();
         let filter = convert::list_filter(&r).map_err(status::refused)?;
         if filter.tenant.is_none() {
@@ -245,7 +248,12 @@ impl CatalogService for NodeApi {
         };
         let page = page.map_err(status::store)?;
         Ok(Response::new(v1::ListEntitiesReply {
-            entities: page.items.iter().map(convert::entity_to_wire).collect(),
+            entities: page
+                .items
+                .iter()
+                .filter_map(|e| authorized.view(e))
+                .map(|e| convert::entity_to_wire(&e))
+                .collect(),
             next_page_token: page.next.map(|store| page::encode(&ListToken { rev, store })).unwrap_or_default(),
             read_revision: rev,
         }))

@@ -12,7 +12,9 @@ use metamesh_proto::v1::lineage_service_server::LineageService;
 use metamesh_store::read::MAX_PAGE;
 use tonic::{Request, Response, Status};
 
-use crate::api::{status, NodeApi};
+use metamesh_policy::Visibility;
+
+use crate::api::{authz, status, NodeApi};
 
 /// Hops an expansion walks when the request says 0.
 pub const DEFAULT_DEPTH: u32 = 5;
@@ -130,7 +132,7 @@ impl LineageService for NodeApi {
     }
 
     async fn get_edges(&self, request: Request<v1::GetEdgesRequest>) -> Result<Response<v1::GetEdgesReply>, Status> {
-        let _caller = self.caller(&request)?;
+        let authorized = authz::authorized(&request)?;
         let r = request.into_inner();
         let urns = frontier(&r.urns)?;
         let direction = convert::direction(r.direction).map_err(status::refused)?;
@@ -145,6 +147,8 @@ impl LineageService for NodeApi {
         if urns.iter().any(|u| u.version.is_some()) {
             edges.retain(|e| urns.iter().any(|u| touches(u, direction, e)));
         }
+        // Neighbours the caller may not know of are left out, with their edges.
+        edges.retain(|e| authorized.sees(&e.from.entity) && authorized.sees(&e.to.entity));
         Ok(Response::new(v1::GetEdgesReply {
             edges: edges.iter().map(convert::edge_to_wire).collect(),
             read_revision,
@@ -154,7 +158,7 @@ impl LineageService for NodeApi {
     }
 
     async fn expand(&self, request: Request<v1::ExpandRequest>) -> Result<Response<v1::ExpandReply>, Status> {
-        let _caller = self.caller(&request)?;
+        let authorized = authz::authorized(&request)?;
         let r = request.into_inner();
         if r.urns.is_empty() {
             return Err(status::invalid("urns", "must name at least one urn"));
@@ -193,11 +197,19 @@ impl LineageService for NodeApi {
                 remote_frontier: r.urns,
             }));
         };
-        let expansion = expansion.map_err(status::store)?;
+        let mut expansion = expansion.map_err(status::store)?;
+        // Nodes the caller may not know of are left out, with their edges; nodes it may only
+        // discover keep their URN but not their details.
+        expansion.nodes.retain(|(u, _)| authorized.sees(u));
+        expansion.edges.retain(|e| authorized.sees(&e.from.entity) && authorized.sees(&e.to.entity));
+        expansion.remote_frontier.retain(|u| authorized.sees(u));
         // Type, status and deletion of the nodes this shard owns, as of the same point.
         let owned: HashSet<_> = store.tenants().await.map_err(status::store)?.into_iter().collect();
         let mut entities = HashMap::new();
         for (urn, _) in expansion.nodes.iter().filter(|(u, _)| owned.contains(u.tenant())) {
+            if authorized.visibility(urn) != Visibility::Full {
+                continue;
+            }
             if let Some(e) = store.get_entity(&urn.clone().unversioned(), req.as_of).await.map_err(status::store)? {
                 entities.insert(urn.clone(), e);
             }

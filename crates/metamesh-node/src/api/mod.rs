@@ -2,6 +2,7 @@
 //! calling, proposing a write, picking a store for a read.
 
 pub mod admin;
+pub mod audit_feed;
 pub mod authz;
 pub mod caller;
 pub mod catalog;
@@ -28,6 +29,8 @@ use metamesh_store::Store;
 use tonic::{Request, Status};
 
 use crate::api::caller::Caller;
+
+pub use authz::Authorized;
 
 /// The client API of one shard node.
 pub struct NodeApi {
@@ -75,9 +78,10 @@ impl NodeApi {
         &self.shard_group
     }
 
-    /// The caller of a request; every handler starts here (see [`caller`]).
+    /// The caller of a request, as the authorization layer admitted it; every handler starts
+    /// here. Without the layer's stamp the request is refused (see [`authz::authorized`]).
     pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        caller::authenticate(request)
+        Ok(authz::authorized(request)?.caller)
     }
 
     /// Proposes `command` for `caller` and waits until it is applied here (on a follower too,
@@ -92,6 +96,7 @@ impl NodeApi {
             at_ms: now_ms(),
             principal: caller.principal.clone(),
             request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+            policy_digest: caller.policy_digest.clone(),
         };
         proposal.validate().map_err(status::refused)?;
         let reply = self.replica.write(proposal).await.map_err(status::write)?;
@@ -152,7 +157,7 @@ pub fn read_consistency(c: Option<&v1::ReadConsistency>) -> Vec<ReadConsistency>
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it; the store never lets time
 /// run backwards anyway).
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

@@ -15,7 +15,9 @@ use metamesh_store::{Page, SearchHit, Store};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
-use crate::api::{page, status, NodeApi};
+use metamesh_policy::Visibility;
+
+use crate::api::{authz, page, status, NodeApi};
 
 /// Store pages one call may scan for hits that pass the node-side filters.
 pub const MAX_SCANNED_PAGES: usize = 20;
@@ -47,9 +49,13 @@ async fn store_page(
 #[tonic::async_trait]
 impl SearchService for NodeApi {
     async fn search(&self, request: Request<v1::SearchRequest>) -> Result<Response<v1::SearchReply>, Status> {
-        let _caller = self.caller(&request)?;
+        let authorized = authz::authorized(&request)?;
         let r = request.into_inner();
         let scope = convert::search_scope(&r).map_err(status::refused)?;
+        // A caller who may only discover an entity may find it by its name, never by what the
+        // index holds of its description, tags or documents.
+        let words: Vec<String> =
+            r.query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
         let limit = page::size(r.page_size)?;
         let mut at: SearchToken = page::decode(&r.page_token)?.unwrap_or_default();
         let store = self.store(None).await?;
@@ -62,7 +68,17 @@ impl SearchService for NodeApi {
                 if !scope.admits(&hit.entity) {
                     continue;
                 }
-                hits.push(convert::search_hit_to_wire(&hit.entity, hit.score, &hit.snippet));
+                match authorized.visibility(&hit.entity.urn) {
+                    Visibility::Full => hits.push(convert::search_hit_to_wire(&hit.entity, hit.score, &hit.snippet)),
+                    Visibility::DiscoverOnly => {
+                        let name = hit.entity.urn.name().to_lowercase();
+                        if !words.iter().all(|w| name.contains(w.as_str())) {
+                            continue;
+                        }
+                        hits.push(convert::search_hit_to_wire(&authz::redact(&hit.entity), hit.score, ""));
+                    }
+                    Visibility::Hidden => continue,
+                }
                 if hits.len() == limit {
                     next = if i + 1 < len {
                         Some(SearchToken { store: at.store.clone(), skip: i + 1 })

@@ -31,7 +31,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::api::{status, NodeApi};
+use metamesh_policy::Action;
+
+use crate::api::{authz, status, NodeApi};
 
 /// Changes read from the feed at a time.
 pub const CHUNK: usize = 500;
@@ -42,6 +44,9 @@ const BUFFER: usize = 256;
 
 /// What a watch asks for.
 struct Filter {
+    /// Who watches: events of tenants they may not `watch` are never sent (the policy snapshot
+    /// of the request that opened the watch).
+    authorized: authz::Authorized,
     /// Tenants; empty = all.
     tenants: HashSet<String>,
     /// Kinds of the entities a change touches; empty = all.
@@ -51,8 +56,9 @@ struct Filter {
 }
 
 impl Filter {
-    fn of(r: &v1::WatchRequest) -> Result<Filter, Status> {
+    fn of(r: &v1::WatchRequest, authorized: authz::Authorized) -> Result<Filter, Status> {
         Ok(Filter {
+            authorized,
             tenants: convert::tenant_ids("tenants", &r.tenants)
                 .map_err(status::refused)?
                 .into_iter()
@@ -67,6 +73,7 @@ impl Filter {
     fn wants(&self, tenant: &str, change: v1::ChangeKind) -> bool {
         (self.tenants.is_empty() || self.tenants.contains(tenant))
             && (self.changes.is_empty() || self.changes.contains(&change))
+            && TenantId::new(tenant).is_ok_and(|t| self.authorized.may(Action::Watch, &t))
     }
 
     /// Whether the change touches an entity of a wanted kind: an edge by either end, anything
@@ -88,9 +95,9 @@ impl WatchService for NodeApi {
     type WatchStream = ReceiverStream<Result<v1::ChangeEvent, Status>>;
 
     async fn watch(&self, request: Request<v1::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let _caller = self.caller(&request)?;
+        let authorized = authz::authorized(&request)?;
         let r = request.into_inner();
-        let filter = Filter::of(&r)?;
+        let filter = Filter::of(&r, authorized)?;
         let from = r.from_revisions.get(&self.shard_group).copied().or(r.from_revision);
         let start = match from {
             Some(f) => f,

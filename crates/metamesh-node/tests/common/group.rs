@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use metamesh_node::{services, NodeApi};
+use metamesh_node::{services, AuthzLayer, NodeApi};
+use metamesh_policy::Authorizer;
 use metamesh_raft::ReplicaOptions;
 use metamesh_testkit::ShardGroup;
 use metamesh_tls::{connect, incoming, PeerPolicy, Role, CLIENT_API_ALPN};
@@ -17,13 +18,20 @@ use super::SHARD;
 
 pub struct GroupApi {
     pub group: ShardGroup,
+    /// The policy every served replica enforces: `alice` holds every right.
+    authorizer: Authorizer,
+    _policy: tempfile::TempDir,
     /// The API listener of each served replica.
     servers: BTreeMap<u64, (SocketAddr, JoinHandle<Result<(), tonic::transport::Error>>)>,
 }
 
 impl GroupApi {
     pub async fn start(n: u64, options: ReplicaOptions) -> GroupApi {
-        GroupApi { group: ShardGroup::start_with(n, options).await, servers: BTreeMap::new() }
+        let group = ShardGroup::start_with(n, options).await;
+        let alice = group.ca().spiffe_id(Role::Client, "alice");
+        let policy = metamesh_testkit::policy::policy_dir(&metamesh_testkit::policy::all_rights(&[alice]), &[]);
+        let authorizer = Authorizer::load(policy.path()).expect("test policy");
+        GroupApi { group, authorizer, _policy: policy, servers: BTreeMap::new() }
     }
 
     /// Serves the client API of replica `id` (once); returns its address.
@@ -35,12 +43,12 @@ impl GroupApi {
         let addr = listener.local_addr().expect("addr");
         let tls = self.group.credentials(Role::Node, &format!("api-{id}")).server_config(CLIENT_API_ALPN).expect("tls");
         let api = Arc::new(NodeApi::new(self.group.replica(id), id, SHARD));
-        let server =
-            tokio::spawn(tonic::transport::Server::builder().add_routes(services(api)).serve_with_incoming(incoming(
-                listener,
-                tls,
-                PeerPolicy::AnyMeshMember,
-            )));
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .layer(AuthzLayer::new(self.authorizer.clone()))
+                .add_routes(services(api))
+                .serve_with_incoming(incoming(listener, tls, PeerPolicy::AnyMeshMember)),
+        );
         self.servers.insert(id, (addr, server));
         addr
     }

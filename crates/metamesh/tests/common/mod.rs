@@ -87,6 +87,19 @@ impl ProcessGroup {
         let mut args: Vec<String> = (1..=n).flat_map(|i| ["--node".to_owned(), format!("node-{i}")]).collect();
         args.extend(["--client".to_owned(), "alice".to_owned(), "--trust-domain".to_owned(), "test.mesh".to_owned()]);
         certs(&certs_dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        // The repository's model and roles; client `alice` holds every role everywhere.
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir_all(policy_dir.join("tenants")).unwrap();
+        std::fs::write(policy_dir.join("model.conf"), include_str!("../../../../policies/model.conf")).unwrap();
+        let alice = "spiffe://test.mesh/client/alice";
+        std::fs::write(
+            policy_dir.join("global.csv"),
+            format!(
+                "{}\ng, {alice}, role:admin, *\ng, {alice}, role:mesh-admin, *\ng, {alice}, role:compliance-auditor, *\n",
+                include_str!("../../../../policies/global.csv")
+            ),
+        )
+        .unwrap();
         let addrs: Vec<(SocketAddr, SocketAddr)> = (0..n).map(|_| (free_addr(), free_addr())).collect();
         let peers: String = addrs
             .iter()
@@ -104,9 +117,11 @@ impl ProcessGroup {
                  [listen]\nclient = \"{client}\"\nraft = \"{raft}\"\nmetrics = \"off\"\n\n\
                  [tls]\nca = \"{c}/ca.pem\"\ncert = \"{c}/node-{id}.pem\"\nkey = \"{c}/node-{id}.key\"\n\
                  trust_domain = \"test.mesh\"\n\n\
+                 [policy]\ndir = \"{policy}\"\n\n\
                  [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n\n{peers}",
                 data = dir.path().join(format!("data-{id}")).display(),
                 c = certs_dir.display(),
+                policy = policy_dir.display(),
             );
             std::fs::write(&config, text).unwrap();
             let mut node = NodeProc { id, config, client: *client, raft: *raft, env: env(id), child: None };

@@ -1,0 +1,102 @@
+//! Audit events a node decides itself — policy refusals and reads of sensitive resources — go
+//! into the shard's audit log through Raft, like any change (`Command::Audit`), so that every
+//! replica records them in the same chain.
+//!
+//! The authorization layer hands events over without waiting ([`AuditFeed::record`]); one task
+//! per node proposes them. Repeated refusals of one principal (same action and tenant) within a
+//! window are coalesced into one record with a count (`metamesh_audit::DenialCoalescer`): a
+//! flood of refusals costs one record per window, not one per request. The first refusal of a
+//! burst is proposed at once.
+//!
+//! What can be lost: events held in a window when the node stops, and events offered while the
+//! queue is full (logged and counted, never blocking a request).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use metamesh_audit::{Decision, DenialCoalescer, Draft};
+use metamesh_core::command::AuditEvent;
+use metamesh_core::{Command, Proposal, TenantId};
+use metamesh_raft::Replica;
+use tokio::sync::mpsc;
+
+use crate::api::caller::Caller;
+
+/// How long identical refusals are coalesced.
+pub const WINDOW: Duration = Duration::from_secs(1);
+/// Events queued for proposing before new ones are dropped.
+const QUEUE: usize = 4096;
+/// Distinct (principal, action, tenant) keys coalesced at once.
+const MAX_KEYS: usize = 10_000;
+
+/// The sending side, cheap to clone.
+#[derive(Clone)]
+pub struct AuditFeed {
+    tx: mpsc::Sender<Draft>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditFeed {
+    /// Starts the proposing task for `replica`; it ends when every feed is dropped.
+    pub fn start(replica: Arc<Replica>) -> (AuditFeed, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(replica, rx));
+        (AuditFeed { tx, dropped: Arc::new(AtomicU64::new(0)) }, task)
+    }
+
+    /// Queues `event` of `caller`; never waits.
+    pub fn record(&self, caller: &Caller, event: AuditEvent) {
+        let decision = if event.allowed { Decision::Allow } else { Decision::Deny };
+        let mut draft =
+            Draft::new(crate::api::now_ms(), caller.principal.clone(), event.action, event.resource, decision)
+                .policy(caller.policy_digest.clone().unwrap_or_default());
+        draft.tenant = event.tenant.map(|t| t.to_string());
+        if self.tx.try_send(draft).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(dropped = n, "audit queue full: an audit event was dropped");
+        }
+    }
+}
+
+async fn run(replica: Arc<Replica>, mut rx: mpsc::Receiver<Draft>) {
+    let mut coalescer = DenialCoalescer::new(WINDOW.as_millis() as i64, MAX_KEYS);
+    let mut tick = tokio::time::interval(WINDOW / 4);
+    loop {
+        let ready = tokio::select! {
+            received = rx.recv() => match received {
+                Some(draft) => coalescer.offer(draft),
+                None => {
+                    for draft in coalescer.flush() {
+                        propose(&replica, draft).await;
+                    }
+                    return;
+                }
+            },
+            _ = tick.tick() => coalescer.tick(crate::api::now_ms()),
+        };
+        for draft in ready {
+            propose(&replica, draft).await;
+        }
+    }
+}
+
+async fn propose(replica: &Replica, draft: Draft) {
+    let event = AuditEvent {
+        action: draft.action,
+        tenant: draft.tenant.as_deref().and_then(|t| TenantId::new(t).ok()),
+        resource: draft.resource,
+        allowed: draft.decision == Decision::Allow,
+        count: draft.count,
+    };
+    let proposal = Proposal {
+        command: Command::Audit(event),
+        at_ms: draft.at_ms,
+        principal: draft.principal,
+        request_id: None,
+        policy_digest: Some(draft.policy_digest),
+    };
+    if let Err(e) = replica.write(proposal).await {
+        tracing::warn!(error = %e, "an audit event could not be recorded");
+    }
+}
