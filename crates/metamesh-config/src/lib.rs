@@ -38,9 +38,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, Origin};
 pub use schema::{
-    ListenSection, NodeConfig, NodeSection, PeerConfig, PolicySection, RaftSection, StoreSection, Synchronous,
-    TelemetrySection, TlsSection, DEFAULT_CLIENT_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_RAFT_ADDR, DEFAULT_TRUST_DOMAIN,
-    MAX_READERS, METRICS_OFF,
+    AuditSection, ListenSection, NodeConfig, NodeSection, PeerConfig, PolicySection, RaftSection, StoreSection,
+    Synchronous, TelemetrySection, TlsSection, DEFAULT_CLIENT_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_RAFT_ADDR,
+    DEFAULT_TRUST_DOMAIN, MAX_READERS, METRICS_OFF,
 };
 pub use tree::{env_var_for, ENV_PREFIX, ENV_SEPARATOR, OTEL_ENDPOINT_ENV};
 

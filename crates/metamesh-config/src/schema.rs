@@ -36,6 +36,27 @@ pub struct NodeConfig {
     /// Logs, traces and metrics export.
     #[serde(default)]
     pub telemetry: TelemetrySection,
+    /// Signed checkpoints of the audit log.
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// `[audit]`: signed checkpoints of the shard's audit log. Without a key the log is protected by
+/// its hash chain alone.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSection {
+    /// The shard's Ed25519 signing key (PKCS#8 PEM, `metamesh certs --shard-key`); every replica
+    /// of the group holds the same one. The leader signs checkpoints with it.
+    pub key: Option<PathBuf>,
+    /// How often the leader checkpoints the audit log (if records were added); at least 100.
+    pub checkpoint_every_ms: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection { key: None, checkpoint_every_ms: 60_000 }
+    }
 }
 
 /// `[node]`: the replica's identity.
@@ -257,7 +278,7 @@ fn optional_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Socket
 /// which may carry credentials.
 impl fmt::Display for NodeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry } = self;
+        let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry, audit } = self;
         write!(f, "node id={} shard_group={} data_dir={}", node.id, node.shard_group, node.data_dir.display())?;
         let metrics = listen.metrics.map_or_else(|| METRICS_OFF.to_owned(), |a| a.to_string());
         write!(f, "; listen client={} raft={} metrics={metrics}", listen.client, listen.raft)?;
@@ -282,6 +303,10 @@ impl fmt::Display for NodeConfig {
         )?;
         write!(f, "; store synchronous={} readers={}", store.synchronous.as_str(), store.readers)?;
         write!(f, "; policy dir={}", policy.dir.display())?;
+        match &audit.key {
+            Some(key) => write!(f, "; audit key={} checkpoint_every_ms={}", key.display(), audit.checkpoint_every_ms)?,
+            None => write!(f, "; audit key=none")?,
+        }
         let otlp = telemetry.otlp_endpoint.as_deref().map_or_else(|| "off".to_owned(), redact_url);
         write!(f, "; telemetry log={:?} otlp_endpoint={otlp}", telemetry.log)
     }

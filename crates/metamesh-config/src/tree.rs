@@ -20,7 +20,7 @@ pub const OTEL_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// The top-level sections. Each exists in the tree even when nobody wrote it, so that a missing
 /// required key is reported as `node.id` rather than as a missing `node` section.
-pub(crate) const SECTIONS: &[&str] = &["node", "listen", "tls", "raft", "store", "policy", "telemetry"];
+pub(crate) const SECTIONS: &[&str] = &["node", "listen", "tls", "raft", "store", "policy", "telemetry", "audit"];
 
 /// Top-level keys that are not sections and can be set whole from one environment variable
 /// without a separator (`METAMESH_PEERS`).

@@ -23,7 +23,7 @@ pub(crate) fn validate(config: &NodeConfig, tree: &Node) -> Result<(), ConfigErr
     // Names another key in a message, with where its value came from.
     let other = |key: &str, value: &dyn Display| format!("{key} = {value}{}", origin_of(tree, key));
 
-    let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry } = config;
+    let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry, audit } = config;
 
     if node.id == 0 {
         return Err(invalid("node.id", "must be at least 1, found 0".to_owned()));
@@ -107,6 +107,15 @@ pub(crate) fn validate(config: &NodeConfig, tree: &Node) -> Result<(), ConfigErr
         ));
     }
 
+    if let Some(key) = &audit.key {
+        non_empty_path(key).map_err(|reason| invalid("audit.key", reason))?;
+    }
+    if audit.checkpoint_every_ms < 100 {
+        return Err(invalid(
+            "audit.checkpoint_every_ms",
+            format!("must be at least 100, found {}", audit.checkpoint_every_ms),
+        ));
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&telemetry.log) {
         return Err(invalid("telemetry.log", format!("not a valid log filter ({e}), found {:?}", telemetry.log)));
     }

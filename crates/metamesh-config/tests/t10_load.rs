@@ -361,6 +361,18 @@ fn cases() -> Vec<Case> {
             expect: Expect::Err(&[r#"invalid value for store.synchronous: expected one of "full", "normal", found "off""#]),
         },
         Case {
+            name: "audit checkpoints too often",
+            toml: with("[audit]\ncheckpoint_every_ms = 50"),
+            env: &[],
+            expect: Expect::Err(&["invalid value for audit.checkpoint_every_ms: must be at least 100, found 50"]),
+        },
+        Case {
+            name: "audit key from the environment",
+            toml: MINIMAL.to_owned(),
+            env: &[("METAMESH_AUDIT__KEY", "/keys/s1.audit.key")],
+            expect: Expect::Ok(|c| assert_eq!(c.audit.key, Some(PathBuf::from("/keys/s1.audit.key")))),
+        },
+        Case {
             name: "readers below range",
             toml: with("[store]\nreaders = 0"),
             env: &[],

@@ -74,6 +74,11 @@ pub enum Command {
     /// An entry for the audit log alone, proposed by the node that decided it: a request the
     /// policy refused, or a read of a resource the policy marks sensitive. Changes no state.
     Audit(AuditEvent),
+    /// A signed checkpoint of the audit log (a `metamesh_audit::Checkpoint` as JSON), made by
+    /// the leader; every replica checks its root against its own log before storing it.
+    AuditCheckpoint {
+        checkpoint: serde_json::Value,
+    },
 }
 
 /// A decision recorded in the audit log without any change of state.
@@ -120,6 +125,7 @@ impl Command {
             }
             Command::DeleteDocument { title, .. } => check_token("title", title, MAX_TITLE_BYTES),
             Command::AddEdge(e) | Command::RemoveEdge(e) => e.validate(),
+            Command::AuditCheckpoint { checkpoint } => check_len("checkpoint", json_len(checkpoint), 4096),
             Command::Audit(ev) => {
                 check_token("action", &ev.action, MAX_SHORT_BYTES)?;
                 check_len("resource", ev.resource.len(), MAX_AUDIT_RESOURCE_BYTES)?;
@@ -168,6 +174,7 @@ impl Command {
             // run or job if any, else the downstream end.
             Command::AddEdge(e) | Command::RemoveEdge(e) => out.push(edge_owner(e)),
             Command::Audit(ev) => out.extend(ev.tenant.as_ref()),
+            Command::AuditCheckpoint { .. } => {}
             Command::Batch { commands } => commands.iter().for_each(|c| c.collect_tenants(out)),
         }
     }

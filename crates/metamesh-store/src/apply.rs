@@ -404,6 +404,13 @@ fn execute(ctx: &Ctx<'_>, conn: &Connection, command: &Command) -> Res<Outcome> 
         Command::RemoveEdge(e) => lineage::remove_edge(ctx, conn, e),
         // The record itself is written with every applied command's (see `audit`).
         Command::Audit(_) => Ok(Outcome::Audited),
+        Command::AuditCheckpoint { checkpoint } => {
+            let cp: metamesh_audit::Checkpoint = serde_json::from_value(checkpoint.clone())
+                .map_err(|e| CommandError::invalid("checkpoint", format!("not a checkpoint: {e}")))?;
+            metamesh_audit::sqlite::insert_checkpoint(conn, &cp)
+                .map_err(|e| CommandError::invalid("checkpoint", format!("not stored: {e}")))?;
+            Ok(Outcome::Audited)
+        }
     }
 }
 

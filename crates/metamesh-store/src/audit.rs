@@ -62,6 +62,30 @@ fn changes_of(command: &Command, out: &mut Vec<(&'static str, String, String)>) 
             edge_owner(e).to_string(),
             format!("{} -{}-> {}", e.from.entity, e.kind.as_str(), e.to.entity),
         )),
-        Command::Audit(_) => {}
+        Command::Audit(_) | Command::AuditCheckpoint { .. } => {}
+    }
+}
+
+impl crate::Store {
+    /// A checkpoint of the audit log as it stands, signed with `key`, or `None` when the latest
+    /// stored checkpoint already covers every record. Nothing is stored: the leader proposes it
+    /// through Raft (`Command::AuditCheckpoint`) so that every replica checks and stores it.
+    pub async fn audit_checkpoint(
+        &self,
+        key: std::sync::Arc<metamesh_audit::ShardKey>,
+        shard: String,
+        at_ms: i64,
+    ) -> Result<Option<metamesh_audit::Checkpoint>, StoreError> {
+        self.writer
+            .run(move |w| {
+                // Made by the crate's own append (which reuses the last checkpoint's frontier),
+                // then rolled back.
+                let tx = w.conn.unchecked_transaction()?;
+                let cp = metamesh_audit::sqlite::append_checkpoint(&tx, &key, &shard, at_ms)
+                    .map_err(|e| StoreError::Audit(e.to_string()))?;
+                tx.rollback()?;
+                Ok(cp)
+            })
+            .await
     }
 }

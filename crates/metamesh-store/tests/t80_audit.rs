@@ -91,3 +91,22 @@ fn put_typed_free(urn: &str) -> Command {
     s.properties = json!({"n": 1});
     Command::PutEntity(s)
 }
+
+#[tokio::test]
+async fn a_checkpoint_is_stored_only_if_it_matches_the_log() {
+    let mut s = TestStore::with_tenant().await;
+    s.ok(put("mm://acme/dataset/a")).await;
+    let key = std::sync::Arc::new(metamesh_audit::ShardKey::generate());
+    let cp = s.audit_checkpoint(key.clone(), "s1".into(), s.now_ms).await.unwrap().expect("records to cover");
+    assert_eq!(cp.size, 2);
+    // Forged: a root that is not this log's.
+    let mut forged = cp.clone();
+    forged.root[0] ^= 1;
+    let refused = s.refused(Command::AuditCheckpoint { checkpoint: serde_json::to_value(&forged).unwrap() }).await;
+    assert!(refused.to_string().contains("checkpoint"), "{refused}");
+    s.ok(Command::AuditCheckpoint { checkpoint: serde_json::to_value(&cp).unwrap() }).await;
+    // Nothing new to cover: no checkpoint is made.
+    assert!(s.audit_checkpoint(key.clone(), "s1".into(), s.now_ms).await.unwrap().is_none());
+    let report = verify_file(&path(&s), &[key.verifying_key()]).unwrap();
+    assert_eq!((report.checkpoints, report.covered), (1, 2));
+}

@@ -28,14 +28,34 @@ pub struct CertsArgs {
     /// Extra DNS names or IPs for node and router certificates.
     #[arg(long = "hostname", value_name = "HOST")]
     hostnames: Vec<String>,
+    /// Audit signing keys to create, one per shard group: `<group>.audit.key` (every replica of
+    /// the group loads it as `audit.key`) and `<group>.audit.pub.pem` (for verifiers).
+    #[arg(long = "shard-key", value_name = "GROUP")]
+    shard_keys: Vec<String>,
     /// Validity of issued certificates, in days.
     #[arg(long, default_value_t = 365)]
     days: u64,
 }
 
 pub fn run(args: CertsArgs) -> anyhow::Result<()> {
+    if args.nodes.is_empty() && args.routers.is_empty() && args.clients.is_empty() && args.shard_keys.is_empty() {
+        anyhow::bail!("nothing to issue: name at least one --node, --router, --client or --shard-key");
+    }
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    for group in &args.shard_keys {
+        let key_path = args.dir.join(format!("{group}.audit.key"));
+        let pub_path = args.dir.join(format!("{group}.audit.pub.pem"));
+        if key_path.exists() {
+            println!("audit key {} exists; kept", key_path.display());
+            continue;
+        }
+        let key = metamesh_audit::ShardKey::generate();
+        key.save(&key_path).with_context(|| format!("writing {}", key_path.display()))?;
+        std::fs::write(&pub_path, key.public_key_pem()).with_context(|| format!("writing {}", pub_path.display()))?;
+        println!("audit   {:<24} {}  (public: {})", group, key_path.display(), pub_path.display());
+    }
     if args.nodes.is_empty() && args.routers.is_empty() && args.clients.is_empty() {
-        anyhow::bail!("nothing to issue: name at least one --node, --router or --client");
+        return Ok(());
     }
     let ca_cert = args.dir.join("ca.pem");
     let ca_key = args.dir.join("ca.key");

@@ -149,6 +149,23 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
         .build_v1()?;
     // Refusals and sensitive reads are recorded in the audit log through Raft.
     let (audit_feed, _audit_task) = AuditFeed::start(replica.clone());
+    let checkpoints = match &config.audit.key {
+        Some(path) => {
+            let key = metamesh_audit::ShardKey::load(path)
+                .map_err(|e| anyhow::anyhow!("audit.key {}: {e}", path.display()))?;
+            tracing::info!(key_id = ?key.key_id(), every_ms = config.audit.checkpoint_every_ms, "signing audit checkpoints");
+            Some(metamesh_node::api::audit_feed::start_checkpoints(
+                replica.clone(),
+                Arc::new(key),
+                config.node.shard_group.clone(),
+                std::time::Duration::from_millis(config.audit.checkpoint_every_ms),
+            ))
+        }
+        None => {
+            tracing::warn!("no audit.key: the audit log is protected by its hash chain alone (no signed checkpoints)");
+            None
+        }
+    };
     let client_incoming =
         metamesh_tls::incoming(client_listener, creds.server_config(CLIENT_API_ALPN)?, PeerPolicy::AnyMeshMember);
     let routes = crate::api::routes(replica.clone(), &config).add_service(health_service).add_service(reflection);
@@ -175,6 +192,9 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     }
 
     shutdown.await;
+    if let Some(task) = checkpoints {
+        task.abort();
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = raft_server.await;

@@ -83,3 +83,83 @@ async fn every_replica_holds_the_same_verifiable_chain_and_an_edit_is_named() {
     assert!(text.contains("record 5"), "the edited record is named: {text}");
     assert!(verify(&dirs[0]).0, "the other replicas still verify");
 }
+
+fn metamesh(args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_signs_checkpoints_and_a_record_is_proved_offline() {
+    let keys = tempfile::tempdir().unwrap();
+    let k = keys.path().to_str().unwrap().to_owned();
+    assert!(metamesh(&["certs", "--dir", &k, "--shard-key", "s1", "--shard-key", "other"]).0);
+    let key = format!("{k}/s1.audit.key");
+    let public = format!("{k}/s1.audit.pub.pem");
+    let mut group = ProcessGroup::start_with_env(3, |_| {
+        vec![
+            ("METAMESH_AUDIT__KEY".to_owned(), key.clone()),
+            ("METAMESH_AUDIT__CHECKPOINT_EVERY_MS".to_owned(), "200".to_owned()),
+        ]
+    });
+    for i in 0..3 {
+        group.wait_serving(i).await;
+    }
+    let channel = metamesh_tls::connect(group.nodes[0].client, group.client_tls("alice"), "127.0.0.1").await.unwrap();
+    let mut client = CatalogServiceClient::new(channel);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(status) =
+        client.create_tenant(v1::CreateTenantRequest { name: "acme".into(), ..Default::default() }).await
+    {
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..5 {
+        client
+            .put_entity(v1::PutEntityRequest { urn: format!("mm://acme/dataset/d{i}"), ..Default::default() })
+            .await
+            .unwrap();
+    }
+
+    // Within a few checkpoint periods every replica holds a signed checkpoint over all 6 records.
+    let dir = |id: u64| group.dir.path().join(format!("data-{id}")).to_str().unwrap().to_owned();
+    for id in 1..=3 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (ok, text) = metamesh(&["audit", "verify", "--data-dir", &dir(id), "--key", &public]);
+            assert!(ok, "{text}");
+            if text.contains("covering 6 records") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no checkpoint over all records on node {id}: {text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The wrong key does not verify the checkpoints.
+    let (ok, text) =
+        metamesh(&["audit", "verify", "--data-dir", &dir(1), "--key", &format!("{k}/other.audit.pub.pem")]);
+    assert!(!ok && text.contains("unknown key"), "{text}");
+
+    // An inclusion proof of record 3, checked with nothing but the public key.
+    let (ok, proof) = metamesh(&["audit", "prove", "--data-dir", &dir(2), "--seq", "3"]);
+    assert!(ok, "{proof}");
+    let proof_file = keys.path().join("proof.json");
+    std::fs::write(&proof_file, &proof).unwrap();
+    let p = proof_file.to_str().unwrap();
+    let (ok, text) = metamesh(&["audit", "check-proof", p, "--key", &public]);
+    assert!(ok, "{text}");
+    assert!(text.contains("record 3"), "{text}");
+    let (ok, text) = metamesh(&["audit", "check-proof", p, "--key", &format!("{k}/other.audit.pub.pem")]);
+    assert!(!ok, "a proof checked against another shard's key: {text}");
+    // A forged record does not check.
+    let forged = proof.replacen("spiffe://test.mesh/client/alice", "spiffe://test.mesh/client/mallory", 1);
+    assert_ne!(forged, proof, "the proof names the principal");
+    std::fs::write(&proof_file, forged).unwrap();
+    let (ok, text) = metamesh(&["audit", "check-proof", p, "--key", &public]);
+    assert!(!ok, "a forged record checked: {text}");
+
+    for node in &mut group.nodes {
+        node.kill9();
+    }
+}

@@ -100,3 +100,49 @@ async fn propose(replica: &Replica, draft: Draft) {
         tracing::warn!(error = %e, "an audit event could not be recorded");
     }
 }
+
+/// The leader's checkpoints of the audit log: every `every`, if this replica leads and records
+/// were added since the last checkpoint, it signs one with the shard's key and proposes it
+/// (`Command::AuditCheckpoint`); every replica checks the root against its own log. Runs until
+/// the returned task is aborted.
+pub fn start_checkpoints(
+    replica: Arc<Replica>,
+    key: Arc<metamesh_audit::ShardKey>,
+    shard: String,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !replica.status().is_leader {
+                continue;
+            }
+            let store = replica.local_store();
+            let checkpoint = match store.audit_checkpoint(key.clone(), shard.clone(), crate::api::now_ms()).await {
+                Ok(Some(cp)) => cp,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not make an audit checkpoint");
+                    continue;
+                }
+            };
+            let size = checkpoint.size;
+            let proposal = Proposal::new(
+                Command::AuditCheckpoint {
+                    checkpoint: serde_json::to_value(&checkpoint).expect("checkpoints serialize"),
+                },
+                checkpoint.at_ms,
+                format!("metamesh-node/{shard}"),
+            );
+            match replica.write(proposal).await {
+                Ok(reply) => match reply.applied.map(|a| a.result) {
+                    Some(Ok(_)) => tracing::info!(size, "signed an audit checkpoint"),
+                    other => tracing::warn!(size, result = ?other, "an audit checkpoint was refused"),
+                },
+                Err(e) => tracing::warn!(error = %e, "an audit checkpoint could not be proposed"),
+            }
+        }
+    })
+}
