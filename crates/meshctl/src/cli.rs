@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{admin, catalog, import, lineage, query, schema, watch};
+use crate::cmd::{admin, audit, catalog, import, lineage, query, schema, watch};
 use crate::input::{self, Consistency};
 use crate::output::Output;
 
@@ -92,6 +92,9 @@ pub enum Cmd {
     Admin(admin::AdminCmd),
     /// Health of the node's components; exits 1 when it is not serving.
     Health,
+    /// The shard's audit log: list, verify, checkpoints, inclusion proofs, export.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use metamesh_proto::v1;
 use metamesh_proto::v1::admin_service_client::AdminServiceClient;
+use metamesh_proto::v1::audit_service_client::AuditServiceClient;
 use metamesh_proto::v1::catalog_service_client::CatalogServiceClient;
 use metamesh_proto::v1::lineage_service_client::LineageServiceClient;
 use metamesh_proto::v1::schema_service_client::SchemaServiceClient;
@@ -129,6 +130,10 @@ impl Ctx {
 
     pub async fn admin(&self) -> anyhow::Result<AdminServiceClient<Channel>> {
         Ok(AdminServiceClient::new(self.channel().await?))
+    }
+
+    pub async fn audit(&self) -> anyhow::Result<AuditServiceClient<Channel>> {
+        Ok(AuditServiceClient::new(self.channel().await?).max_decoding_message_size(MAX_REPLY_BYTES))
     }
 }
 

@@ -39,6 +39,19 @@ impl ProofBundle {
     pub fn check(&self, keys: &[VerifyingKey]) -> Result<(), ProofError> {
         check_proof(&self.record, &self.proof, &self.checkpoint, keys)
     }
+
+    /// One line saying what the bundle proves, for the command-line tools.
+    pub fn describe(&self) -> String {
+        format!(
+            "record {} ({} {} by {}) is in the checkpoint of {} records signed at {}",
+            self.record.seq,
+            self.record.action,
+            self.record.resource,
+            self.record.principal,
+            self.checkpoint.size,
+            self.checkpoint.at_ms
+        )
+    }
 }
 
 /// Why a proof could not be made or does not check out.

@@ -71,6 +71,17 @@ pub enum Command {
     Batch {
         commands: Vec<Command>,
     },
+    /// Erase personal data (GDPR): the named top-level properties from every version of the
+    /// entity, and the bodies of the named documents in every version. The one command that
+    /// rewrites history; the audit keeps that it happened, by whom, of which fields — the
+    /// command carries names, never values.
+    Erase {
+        urn: EntityUrn,
+        #[serde(default)]
+        properties: Vec<String>,
+        #[serde(default)]
+        documents: Vec<String>,
+    },
     /// An entry for the audit log alone, proposed by the node that decided it: a request the
     /// policy refused, or a read of a resource the policy marks sensitive. Changes no state.
     Audit(AuditEvent),
@@ -101,6 +112,9 @@ fn one() -> u32 {
     1
 }
 
+/// Most properties (and most documents) one erasure names.
+pub const MAX_ERASE_FIELDS: usize = 100;
+
 /// Longest resource an audit event may name.
 pub const MAX_AUDIT_RESOURCE_BYTES: usize = 4096;
 
@@ -126,6 +140,20 @@ impl Command {
             Command::DeleteDocument { title, .. } => check_token("title", title, MAX_TITLE_BYTES),
             Command::AddEdge(e) | Command::RemoveEdge(e) => e.validate(),
             Command::AuditCheckpoint { checkpoint } => check_len("checkpoint", json_len(checkpoint), 4096),
+            Command::Erase { properties, documents, .. } => {
+                if properties.is_empty() && documents.is_empty() {
+                    return Err(CommandError::invalid("properties", "name at least one property or document to erase"));
+                }
+                check_len("properties", properties.len(), MAX_ERASE_FIELDS)?;
+                check_len("documents", documents.len(), MAX_ERASE_FIELDS)?;
+                for (i, p) in properties.iter().enumerate() {
+                    check_token(&format!("properties[{i}]"), p, MAX_SHORT_BYTES)?;
+                }
+                for (i, d) in documents.iter().enumerate() {
+                    check_token(&format!("documents[{i}]"), d, MAX_TITLE_BYTES)?;
+                }
+                Ok(())
+            }
             Command::Audit(ev) => {
                 check_token("action", &ev.action, MAX_SHORT_BYTES)?;
                 check_len("resource", ev.resource.len(), MAX_AUDIT_RESOURCE_BYTES)?;
@@ -168,7 +196,8 @@ impl Command {
             Command::PutEntity(s) => out.push(s.urn.tenant()),
             Command::DeleteEntity { urn, .. }
             | Command::PutDocument { urn, .. }
-            | Command::DeleteDocument { urn, .. } => out.push(urn.tenant()),
+            | Command::DeleteDocument { urn, .. }
+            | Command::Erase { urn, .. } => out.push(urn.tenant()),
             // The edge belongs to the tenant that writes it: the downstream end for a
             // `produced`/`derived_from` edge, the run for `consumed`. We take the end that is a
             // run or job if any, else the downstream end.
@@ -251,6 +280,12 @@ pub enum Outcome {
     },
     /// An audit-only entry was recorded.
     Audited,
+    /// Personal data was erased: from this many entity versions and document versions.
+    Erased {
+        urn: EntityUrn,
+        versions: u64,
+        documents: u64,
+    },
 }
 
 #[cfg(test)]

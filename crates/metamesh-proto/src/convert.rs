@@ -579,3 +579,124 @@ pub fn expansion_to_wire(
         remote_frontier: remote_frontier.iter().map(|u| u.to_string()).collect(),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The audit log (`AuditService`): records, checkpoints and inclusion proofs of `metamesh-audit`.
+// Both directions: the node sends them, and `meshctl` rebuilds a `metamesh_audit::ProofBundle`
+// from a reply so that the offline `check-proof` accepts it byte for byte.
+// ---------------------------------------------------------------------------------------------
+
+/// A decision on the wire.
+pub fn decision_to_wire(d: metamesh_audit::Decision) -> v1::Decision {
+    match d {
+        metamesh_audit::Decision::Allow => v1::Decision::Allow,
+        metamesh_audit::Decision::Deny => v1::Decision::Deny,
+    }
+}
+
+/// A wire decision filter at `field`: `None` for unspecified (either), refused when unknown.
+pub fn decision_filter(field: &str, d: i32) -> Result<Option<metamesh_audit::Decision>, CommandError> {
+    match v1::Decision::try_from(d) {
+        Ok(v1::Decision::Unspecified) => Ok(None),
+        Ok(v1::Decision::Allow) => Ok(Some(metamesh_audit::Decision::Allow)),
+        Ok(v1::Decision::Deny) => Ok(Some(metamesh_audit::Decision::Deny)),
+        Err(_) => Err(invalid(field, format!("{d} is not a decision (1 = allow, 2 = deny)"))),
+    }
+}
+
+/// An audit record of shard group `shard` on the wire.
+pub fn audit_record_to_wire(r: &metamesh_audit::AuditRecord, shard: &str) -> v1::AuditRecord {
+    v1::AuditRecord {
+        seq: r.seq,
+        time_ms: r.at_ms,
+        principal: r.principal.clone(),
+        tenant: r.tenant.clone().unwrap_or_default(),
+        action: r.action.clone(),
+        resource: r.resource.clone(),
+        decision: decision_to_wire(r.decision) as i32,
+        policy_digest: r.policy_digest.clone(),
+        request_id: r.request_id.clone().unwrap_or_default(),
+        request_digest: r.request_digest.to_vec(),
+        prev_hash: r.prev_hash.to_vec(),
+        hash: r.hash.to_vec(),
+        shard: shard.to_owned(),
+        count: r.count,
+    }
+}
+
+fn hash32(field: &str, bytes: &[u8]) -> Result<metamesh_audit::Hash, CommandError> {
+    bytes.try_into().map_err(|_| invalid(field, format!("{} bytes, expected 32", bytes.len())))
+}
+
+/// A wire audit record as `metamesh-audit` holds it, for checking its hash offline. Empty
+/// `tenant` and `request_id` are absent (the store never records empty ones).
+pub fn audit_record(field: &str, r: &v1::AuditRecord) -> Result<metamesh_audit::AuditRecord, CommandError> {
+    let at = |f: &str| format!("{field}.{f}");
+    Ok(metamesh_audit::AuditRecord {
+        seq: r.seq,
+        at_ms: r.time_ms,
+        principal: r.principal.clone(),
+        tenant: opt(&r.tenant),
+        action: r.action.clone(),
+        resource: r.resource.clone(),
+        decision: decision_filter(&at("decision"), r.decision)?
+            .ok_or_else(|| invalid(&at("decision"), "unspecified"))?,
+        count: r.count,
+        policy_digest: r.policy_digest.clone(),
+        request_id: opt(&r.request_id),
+        request_digest: hash32(&at("request_digest"), &r.request_digest)?,
+        prev_hash: hash32(&at("prev_hash"), &r.prev_hash)?,
+        hash: hash32(&at("hash"), &r.hash)?,
+    })
+}
+
+/// A signed checkpoint on the wire; `public_key` is the signer's key when the sender has it
+/// (DER SubjectPublicKeyInfo), else empty.
+pub fn checkpoint_to_wire(cp: &metamesh_audit::Checkpoint, public_key: Vec<u8>) -> v1::SignedCheckpoint {
+    v1::SignedCheckpoint {
+        tree_size: cp.size,
+        root_hash: cp.root.to_vec(),
+        signature: cp.signature.to_vec(),
+        public_key,
+        time_ms: cp.at_ms,
+        shard: cp.shard.clone(),
+        key_id: cp.key_id.0.to_vec(),
+    }
+}
+
+/// A wire checkpoint as `metamesh-audit` holds it (its signature is not checked here).
+pub fn checkpoint(field: &str, cp: &v1::SignedCheckpoint) -> Result<metamesh_audit::Checkpoint, CommandError> {
+    let at = |f: &str| format!("{field}.{f}");
+    Ok(metamesh_audit::Checkpoint {
+        shard: cp.shard.clone(),
+        size: cp.tree_size,
+        root: hash32(&at("root_hash"), &cp.root_hash)?,
+        at_ms: cp.time_ms,
+        key_id: metamesh_audit::KeyId(hash32(&at("key_id"), &cp.key_id)?),
+        signature: cp
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid(&at("signature"), format!("{} bytes, expected 64", cp.signature.len())))?,
+    })
+}
+
+/// An inclusion proof with its record and checkpoint on the wire.
+pub fn proof_to_wire(b: &metamesh_audit::ProofBundle, shard: &str) -> v1::GetInclusionProofReply {
+    v1::GetInclusionProofReply {
+        record: Some(audit_record_to_wire(&b.record, shard)),
+        tree_size: b.proof.size,
+        hashes: b.proof.path.iter().map(|h| h.to_vec()).collect(),
+        checkpoint: Some(checkpoint_to_wire(&b.checkpoint, Vec::new())),
+    }
+}
+
+/// The [`metamesh_audit::ProofBundle`] of a GetInclusionProof reply: what `check-proof` reads.
+pub fn proof_bundle(r: &v1::GetInclusionProofReply) -> Result<metamesh_audit::ProofBundle, CommandError> {
+    let record = audit_record("record", r.record.as_ref().ok_or_else(|| invalid("record", "missing"))?)?;
+    let checkpoint = checkpoint("checkpoint", r.checkpoint.as_ref().ok_or_else(|| invalid("checkpoint", "missing"))?)?;
+    let path =
+        r.hashes.iter().enumerate().map(|(i, h)| hash32(&format!("hashes[{i}]"), h)).collect::<Result<Vec<_>, _>>()?;
+    let proof = metamesh_audit::InclusionProof { seq: record.seq, size: r.tree_size, path };
+    Ok(metamesh_audit::ProofBundle { record, checkpoint, proof })
+}

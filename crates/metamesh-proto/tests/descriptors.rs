@@ -36,6 +36,7 @@ fn expected_services() -> BTreeMap<&'static str, Vec<&'static str>> {
                 "PutDocument",
                 "DeleteDocument",
                 "ListDocuments",
+                "EraseEntityData",
             ],
         ),
         ("LineageService", vec!["AddEdges", "RemoveEdges", "GetEdges", "Expand"]),

@@ -403,6 +403,7 @@ fn execute(ctx: &Ctx<'_>, conn: &Connection, command: &Command) -> Res<Outcome> 
         Command::AddEdge(e) => lineage::add_edge(ctx, conn, e),
         Command::RemoveEdge(e) => lineage::remove_edge(ctx, conn, e),
         // The record itself is written with every applied command's (see `audit`).
+        Command::Erase { urn, properties, documents } => entities::erase(ctx, conn, urn, properties, documents),
         Command::Audit(_) => Ok(Outcome::Audited),
         Command::AuditCheckpoint { checkpoint } => {
             let cp: metamesh_audit::Checkpoint = serde_json::from_value(checkpoint.clone())

@@ -62,6 +62,12 @@ fn changes_of(command: &Command, out: &mut Vec<(&'static str, String, String)>) 
             edge_owner(e).to_string(),
             format!("{} -{}-> {}", e.from.entity, e.kind.as_str(), e.to.entity),
         )),
+        Command::Erase { urn, properties, documents } => out.push((
+            "erase",
+            urn.tenant().to_string(),
+            // Which fields, never their values.
+            format!("{urn}#erase=properties:{};documents:{}", properties.join(","), documents.join(",")),
+        )),
         Command::Audit(_) | Command::AuditCheckpoint { .. } => {}
     }
 }

@@ -328,3 +328,51 @@ pub(crate) fn live_id(conn: &Connection, urn: &EntityUrn) -> Res<(i64, i64)> {
         Some((id, version, _)) => Ok((id, version)),
     }
 }
+
+/// Erases personal data of an entity (GDPR): the named top-level properties from every version
+/// and the bodies of the named documents in every version (titles stay, so that the history
+/// still shows a document existed). The one sanctioned rewrite of history; the search index is
+/// rebuilt from what remains, and the change feed announces it.
+pub(crate) fn erase(
+    ctx: &Ctx<'_>,
+    conn: &Connection,
+    urn: &EntityUrn,
+    properties: &[String],
+    documents: &[String],
+) -> Res<Outcome> {
+    ctx.require_tenant(urn.tenant())?;
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT e.id FROM nodes n JOIN entities e ON e.id = n.id WHERE n.urn = ?")?
+        .query_row([urn.to_string()], |r| r.get(0))
+        .optional()?;
+    let Some(id) = id else { return Err(CommandError::NotFound(urn.to_string()).into()) };
+    let versions: Vec<(i64, String)> = conn
+        .prepare_cached("SELECT version, properties FROM versions WHERE entity_id = ? ORDER BY version")?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut erased_versions = 0;
+    for (version, text) in versions {
+        let mut value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| crate::StoreError::Corrupt(format!("properties of {urn}@{version}: {e}")))?;
+        let Some(object) = value.as_object_mut() else { continue };
+        let before = object.len();
+        for p in properties {
+            object.remove(p);
+        }
+        if object.len() != before {
+            erased_versions += 1;
+            conn.prepare_cached("UPDATE versions SET properties = ? WHERE entity_id = ? AND version = ?")?
+                .execute(params![value.to_string(), id, version])?;
+        }
+    }
+    let mut erased_documents = 0;
+    for title in documents {
+        erased_documents += conn
+            .prepare_cached("UPDATE documents SET body = '' WHERE entity_id = ? AND title = ? AND body != ''")?
+            .execute(params![id, title])?;
+    }
+    search::reindex(conn, &[id])?;
+    record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "entity_erased")?;
+    tracing::info!(%urn, erased_versions, erased_documents, "erased personal data");
+    Ok(Outcome::Erased { urn: urn.clone(), versions: erased_versions, documents: erased_documents as u64 })
+}

@@ -18,6 +18,7 @@
 
 mod apply;
 mod audit;
+pub mod audit_query;
 mod entities;
 pub mod export;
 mod graph;

@@ -73,6 +73,9 @@ impl Writer {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", "-65536")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Freed content is overwritten with zeros, so that erased personal data (`Command::Erase`)
+        // does not linger in free pages of the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.set_prepared_statement_cache_capacity(64);
         // The audit tables and their append-only triggers (idempotent).
         metamesh_audit::sqlite::init(&conn).map_err(|e| StoreError::Audit(e.to_string()))?;

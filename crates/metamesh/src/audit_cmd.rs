@@ -71,15 +71,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
                 serde_json::from_str(&text).context("the proof is not a metamesh audit proof")?;
             let keys = load_keys(&keys)?;
             bundle.check(&keys).map_err(|e| anyhow::anyhow!("the proof does not check: {e}"))?;
-            println!(
-                "ok: record {} ({} {} by {}) is in the checkpoint of {} records signed at {}",
-                bundle.record.seq,
-                bundle.record.action,
-                bundle.record.resource,
-                bundle.record.principal,
-                bundle.checkpoint.size,
-                bundle.checkpoint.at_ms
-            );
+            println!("ok: {}", bundle.describe());
             Ok(())
         }
         AuditCommand::Verify { data_dir, file, keys } => {

@@ -5,9 +5,11 @@
 //! - [`schema`]: `schema register|get|check|types`;
 //! - [`watch`]: the change stream;
 //! - [`import`]: bulk writes from JSON lines;
-//! - [`admin`]: `admin …` and `health`.
+//! - [`admin`]: `admin …` and `health`;
+//! - [`audit`]: `audit …`, the audit log (`check-proof` works offline).
 
 pub mod admin;
+pub mod audit;
 pub mod catalog;
 pub mod import;
 pub mod lineage;
@@ -20,6 +22,10 @@ use crate::conn::Ctx;
 
 /// Runs the command; the node is dialled when the command first needs it.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Offline: no certificates needed.
+    if let Cmd::Audit(audit::AuditCmd::CheckProof(a)) = &cli.command {
+        return audit::check_proof(a, cli.global.output);
+    }
     let ctx = Ctx::new(&cli.global)?;
     match cli.command {
         Cmd::Tenant(c) => catalog::tenant(&ctx, c).await,
@@ -37,5 +43,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Import(a) => import::run(&ctx, a).await,
         Cmd::Admin(c) => admin::run(&ctx, c).await,
         Cmd::Health => admin::health(&ctx).await,
+        Cmd::Audit(c) => audit::run(&ctx, c).await,
     }
 }

@@ -155,6 +155,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/metamesh.v1.CatalogService/PutDocument", rule(Action::Write, Target::Urns("entity_urn"))),
     ("/metamesh.v1.CatalogService/DeleteDocument", rule(Action::Write, Target::Urns("entity_urn"))),
     ("/metamesh.v1.CatalogService/ListDocuments", rule(Action::Read, Target::Urns("entity_urn"))),
+    ("/metamesh.v1.CatalogService/EraseEntityData", rule(Action::Delete, Target::Urns("urn"))),
     ("/metamesh.v1.LineageService/AddEdges", rule(Action::Link, Target::Edges("edges"))),
     ("/metamesh.v1.LineageService/RemoveEdges", rule(Action::Link, Target::Edges("edges"))),
     ("/metamesh.v1.LineageService/GetEdges", rule(Action::Read, Target::Urns("urns"))),
@@ -173,7 +174,13 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/metamesh.v1.AdminService/RemoveLearner", rule(Action::AdminWrite, Target::Mesh)),
     ("/metamesh.v1.AdminService/ChangeMembership", rule(Action::AdminWrite, Target::Mesh)),
     ("/metamesh.v1.AdminService/TriggerSnapshot", rule(Action::AdminWrite, Target::Mesh)),
-    ("/metamesh.v1.AuditService/", rule(Action::AuditRead, Target::Mesh)),
+    // Listings filter by tenant: `audit.read` on a tenant shows its records; on the mesh, all.
+    ("/metamesh.v1.AuditService/ListRecords", rule(Action::AuditRead, Target::Filtered)),
+    ("/metamesh.v1.AuditService/Export", rule(Action::AuditRead, Target::Filtered)),
+    ("/metamesh.v1.AuditService/Verify", rule(Action::AuditRead, Target::Mesh)),
+    ("/metamesh.v1.AuditService/GetCheckpoint", rule(Action::AuditRead, Target::Mesh)),
+    ("/metamesh.v1.AuditService/GetInclusionProof", rule(Action::AuditRead, Target::Mesh)),
+    ("/metamesh.v1.AuditService/GetConsistencyProof", rule(Action::AuditRead, Target::Mesh)),
 ];
 
 /// The rule of an RPC path, if it has one.

@@ -331,6 +331,22 @@ impl CatalogService for NodeApi {
         Ok(Response::new(v1::WriteResult { revision: done.revision }))
     }
 
+    /// Erases personal data of an entity (see `Command::Erase`).
+    async fn erase_entity_data(
+        &self,
+        request: Request<v1::EraseEntityDataRequest>,
+    ) -> Result<Response<v1::EraseEntityDataReply>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        let urn = convert::entity_urn_at("urn", &r.urn).map_err(status::refused)?;
+        let command = Command::Erase { urn, properties: r.properties, documents: r.documents };
+        let done = self.propose(&caller, &r.request_id, command).await?;
+        let Outcome::Erased { versions, documents, .. } = done.outcome else {
+            return Err(status::internal(&"an erasure applied without its outcome"));
+        };
+        Ok(Response::new(v1::EraseEntityDataReply { revision: done.revision, versions, documents }))
+    }
+
     /// The documents of an entity: the latest version of each, or with `all_versions` every
     /// version (newest first within a title); deleted documents only with `include_deleted`.
     /// Paged by (title, version), which new versions cannot shift.

@@ -2,6 +2,7 @@
 //! calling, proposing a write, picking a store for a read.
 
 pub mod admin;
+pub mod audit;
 pub mod audit_feed;
 pub mod authz;
 pub mod caller;
@@ -46,13 +47,14 @@ pub struct NodeApi {
 }
 
 /// Every implemented `metamesh.v1` service over `api`, ready for
-/// `Server::builder().add_routes(..)`. The audit service is not among them yet.
+/// `Server::builder().add_routes(..)`.
 pub fn services(api: Arc<NodeApi>) -> tonic::service::Routes {
     tonic::service::Routes::new(CatalogServiceServer::from_arc(api.clone()))
         .add_service(LineageServiceServer::from_arc(api.clone()))
         .add_service(SearchServiceServer::from_arc(api.clone()))
         .add_service(SchemaServiceServer::from_arc(api.clone()))
         .add_service(WatchServiceServer::from_arc(api.clone()))
+        .add_service(v1::audit_service_server::AuditServiceServer::from_arc(api.clone()))
         .add_service(AdminServiceServer::from_arc(api))
 }
 
