@@ -401,3 +401,152 @@ async fn refusals_and_sensitive_reads_are_audited_and_a_flood_is_coalesced() {
     let writes: Vec<_> = audit_records(&m).into_iter().filter(|r| r.action == "write").collect();
     assert!(writes.iter().any(|r| r.resource == "mm://fraud/dataset/transactions" && !r.policy_digest.is_empty()));
 }
+
+/// What each role may do, as `docs/policies.md` states it: (role, tenant-scoped, actions).
+const ROLE_TABLE: &[(&str, bool, &[&str])] = &[
+    ("rita", true, &["read", "discover", "search", "watch", "schema.read"]),
+    ("alice", true, &["read", "discover", "search", "watch", "schema.read", "write", "delete", "link"]),
+    (
+        "adam",
+        true,
+        &[
+            "read",
+            "discover",
+            "search",
+            "watch",
+            "schema.read",
+            "write",
+            "delete",
+            "link",
+            "schema.write",
+            "audit.read",
+        ],
+    ),
+    ("dora", false, &["discover", "search"]),
+    ("audrey", false, &["audit.read"]),
+    ("ops", false, &["admin.read", "admin.write", "tenant.create"]),
+    ("eve", false, &[]),
+];
+
+/// One call of an RPC family on tenant `t` as `who`; returns its status code.
+async fn family_call(m: &Mesh, family: &str, who: &str, t: &str) -> Code {
+    let ch = m.as_(who).await;
+    let seed = format!("mm://{t}/dataset/seed");
+    match family {
+        "catalog read" => code(
+            CatalogServiceClient::new(ch).get_entity(v1::GetEntityRequest { urn: seed, ..Default::default() }).await,
+        ),
+        "catalog write" => code(
+            CatalogServiceClient::new(ch)
+                .put_entity(v1::PutEntityRequest { urn: format!("mm://{t}/dataset/by-{who}"), ..Default::default() })
+                .await,
+        ),
+        "lineage read" => code(
+            LineageServiceClient::new(ch)
+                .get_edges(v1::GetEdgesRequest { urns: vec![seed], ..Default::default() })
+                .await,
+        ),
+        "lineage write" => code(
+            LineageServiceClient::new(ch)
+                .add_edges(v1::AddEdgesRequest {
+                    tenant: t.into(),
+                    edges: vec![v1::EdgeSpec {
+                        from_urn: seed,
+                        to_urn: format!("mm://{t}/dataset/seed2"),
+                        kind: "derived_from".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .await,
+        ),
+        "search" => code(
+            SearchServiceClient::new(ch)
+                .search(v1::SearchRequest { query: "seed".into(), tenants: vec![t.into()], ..Default::default() })
+                .await,
+        ),
+        "watch" => code(
+            WatchServiceClient::new(ch)
+                .watch(v1::WatchRequest { from_revision: Some(0), tenants: vec![t.into()], ..Default::default() })
+                .await,
+        ),
+        "schema read" => code(
+            SchemaServiceClient::new(ch)
+                .list_types(v1::ListTypesRequest { tenant: t.into(), ..Default::default() })
+                .await,
+        ),
+        "schema write" => code(
+            SchemaServiceClient::new(ch)
+                .register_schema(v1::RegisterSchemaRequest {
+                    tenant: t.into(),
+                    type_name: "Matrix".into(),
+                    base_kind: "dataset".into(),
+                    schema_json: r#"{"type":"object"}"#.into(),
+                    ..Default::default()
+                })
+                .await,
+        ),
+        "audit" => code(
+            metamesh_proto::v1::audit_service_client::AuditServiceClient::new(ch)
+                .list_records(v1::ListRecordsRequest {
+                    filter: Some(v1::AuditFilter { tenant: t.into(), ..Default::default() }),
+                    ..Default::default()
+                })
+                .await,
+        ),
+        "admin" => code(AdminServiceClient::new(ch).status(v1::StatusRequest {}).await),
+        other => unreachable!("{other}"),
+    }
+}
+
+/// Every role × (own tenant, other tenant) × every RPC family gets the decision the role table
+/// gives: OK when allowed; when refused, PERMISSION_DENIED if the caller may discover the
+/// resource and NOT_FOUND otherwise (so a refusal never reveals existence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_role_matrix() {
+    let m = Mesh::start().await;
+    setup(&m).await;
+    for (who, t) in [("alice", "fraud"), ("bob", "growth")] {
+        let mut c = CatalogServiceClient::new(m.as_(who).await);
+        for name in ["seed", "seed2"] {
+            c.put_entity(v1::PutEntityRequest { urn: format!("mm://{t}/dataset/{name}"), ..Default::default() })
+                .await
+                .unwrap();
+        }
+    }
+    let families: &[(&str, &str)] = &[
+        ("catalog read", "read"),
+        ("catalog write", "write"),
+        ("lineage read", "read"),
+        ("lineage write", "link"),
+        ("search", "search"),
+        ("watch", "watch"),
+        ("schema read", "schema.read"),
+        ("schema write", "schema.write"),
+        ("audit", "audit.read"),
+        ("admin", "admin.read"),
+    ];
+    let mut mismatches = Vec::new();
+    let mut cells = 0;
+    for (who, scoped, actions) in ROLE_TABLE {
+        for (scope, tenant) in [("own", "fraud"), ("other", "growth")] {
+            let holds = |action: &str| actions.contains(&action) && (!scoped || scope == "own");
+            for (family, action) in families {
+                let expected = if holds(action) {
+                    Code::Ok
+                } else if *action == "admin.read" || holds("discover") {
+                    Code::PermissionDenied
+                } else {
+                    Code::NotFound
+                };
+                let got = family_call(&m, family, who, tenant).await;
+                cells += 1;
+                if got != expected {
+                    mismatches.push(format!("{who} ({scope} tenant) {family}: expected {expected:?}, got {got:?}"));
+                }
+            }
+        }
+    }
+    assert_eq!(cells, 140);
+    assert!(mismatches.is_empty(), "{} of {cells} cells differ:\n{}", mismatches.len(), mismatches.join("\n"));
+}
