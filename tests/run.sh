@@ -11,5 +11,6 @@ cargo run -q -p metamesh --locked -- policy test policies
 # asserted about speed).
 METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-store --bench store --locked
 METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-testkit --bench replicated --locked
+METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-testkit --bench authz_rpc --locked
 METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-policy --bench authorize --locked
 METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-audit --bench verify --locked
