@@ -17,9 +17,9 @@ fn verify(data_dir: &std::path::Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_replica_holds_the_same_verifiable_chain_and_an_edit_is_named() {
-    let mut group = ProcessGroup::start(3);
+/// Once the group serves: alice's catalog client on node 1, with tenant `acme` created (retried
+/// while the group elects its leader).
+async fn acme(group: &ProcessGroup) -> CatalogServiceClient<tonic::transport::Channel> {
     for i in 0..3 {
         group.wait_serving(i).await;
     }
@@ -32,6 +32,13 @@ async fn every_replica_holds_the_same_verifiable_chain_and_an_edit_is_named() {
         assert!(Instant::now() < deadline, "{status}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_holds_the_same_verifiable_chain_and_an_edit_is_named() {
+    let mut group = ProcessGroup::start(3);
+    let mut client = acme(&group).await;
     let mut last = 0;
     for i in 0..10 {
         let reply = client
@@ -103,18 +110,7 @@ async fn the_leader_signs_checkpoints_and_a_record_is_proved_offline() {
             ("METAMESH_AUDIT__CHECKPOINT_EVERY_MS".to_owned(), "200".to_owned()),
         ]
     });
-    for i in 0..3 {
-        group.wait_serving(i).await;
-    }
-    let channel = metamesh_tls::connect(group.nodes[0].client, group.client_tls("alice"), "127.0.0.1").await.unwrap();
-    let mut client = CatalogServiceClient::new(channel);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while let Err(status) =
-        client.create_tenant(v1::CreateTenantRequest { name: "acme".into(), ..Default::default() }).await
-    {
-        assert!(Instant::now() < deadline, "{status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut client = acme(&group).await;
     for i in 0..5 {
         client
             .put_entity(v1::PutEntityRequest { urn: format!("mm://acme/dataset/d{i}"), ..Default::default() })
