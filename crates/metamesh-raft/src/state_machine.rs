@@ -63,16 +63,15 @@ impl SharedStore {
         let state_dir = dir.join("state");
         std::fs::create_dir_all(&state_dir)?;
         std::fs::create_dir_all(dir.join("snapshots"))?;
-        let pointer = state_dir.join("CURRENT");
-        let name = match std::fs::read_to_string(&pointer) {
-            Ok(name) => name.trim().to_owned(),
+        let path = match live_state_file(dir) {
+            Ok(path) => path,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                write_atomically(&pointer, "initial.sqlite")?;
-                "initial.sqlite".to_owned()
+                write_atomically(&state_dir.join("CURRENT"), "initial.sqlite")?;
+                state_dir.join("initial.sqlite")
             }
             Err(e) => return Err(e),
         };
-        let store = Store::open(state_dir.join(name), options.clone()).await.map_err(io::Error::other)?;
+        let store = Store::open(path, options.clone()).await.map_err(io::Error::other)?;
         Ok(SharedStore { dir: dir.to_owned(), options, current: RwLock::new(Arc::new(store)) })
     }
 
@@ -100,6 +99,13 @@ impl SharedStore {
         }
         Ok(())
     }
+}
+
+/// The live state file of the replica whose data directory is `dir`: the one `state/CURRENT`
+/// names (for tools that read a replica's files, such as `metamesh audit`).
+pub fn live_state_file(dir: &Path) -> io::Result<PathBuf> {
+    let name = std::fs::read_to_string(dir.join("state").join("CURRENT"))?;
+    Ok(dir.join("state").join(name.trim()))
 }
 
 /// Writes `content` to `path` through a temporary file, a rename and an fsync of the directory.

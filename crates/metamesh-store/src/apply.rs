@@ -61,16 +61,18 @@ pub(crate) struct Ctx<'a> {
     pub rev: i64,
     pub at_ms: i64,
     pub by: &'a str,
-    /// The tenants this shard owns, as of this command: a copy of the writer's cache, kept only
-    /// if the command is applied (a refused command's tenant must not linger).
-    pub tenants: RefCell<HashSet<String>>,
+    /// The tenants this shard owned before this command.
+    pub tenants: &'a HashSet<String>,
+    /// Tenants this command created: added to the writer's cache only if the command is applied
+    /// (a refused command's tenant must not linger).
+    pub created: RefCell<Vec<String>>,
     /// Changes to the live lineage graph, applied to the in-memory index after commit.
     pub graph: RefCell<Vec<graph::Delta>>,
 }
 
 impl Ctx<'_> {
     pub fn owns(&self, tenant: &TenantId) -> bool {
-        self.tenants.borrow().contains(tenant.as_str())
+        self.tenants.contains(tenant.as_str()) || self.created.borrow().iter().any(|t| t == tenant.as_str())
     }
 
     pub fn require_tenant(&self, tenant: &TenantId) -> Res<()> {
@@ -137,8 +139,7 @@ fn apply_entries(
     entries: &[(u64, Proposal)],
     meta: Option<(&str, &str)>,
 ) -> Result<BatchResult, StoreError> {
-    let mut state = w.cached()?;
-    w.cached = None;
+    let mut state = w.take_cached()?;
     let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = BatchResult { applied: Vec::with_capacity(entries.len()), deltas: Vec::new() };
     let mut i = 0;
@@ -201,12 +202,7 @@ fn apply_put_run(
     let mut pending: Vec<(usize, &metamesh_core::EntitySpec)> = Vec::new();
     for (i, (rev, proposal)) in entries.iter().enumerate() {
         let rev = *rev;
-        if rev as i64 <= state.last_rev || rev > i64::MAX as u64 {
-            return Err(StoreError::OutOfOrder { last: state.last_rev as u64, given: rev });
-        }
-        let at_ms = proposal.at_ms.max(state.last_at_ms);
-        state.last_rev = rev as i64;
-        state.last_at_ms = at_ms;
+        let at_ms = state.advance(rev, proposal.at_ms)?;
         // The result is filled in below: a duplicate's first outcome, a refusal, or the put's.
         let mut entry = Applied {
             revision: rev,
@@ -225,7 +221,8 @@ fn apply_put_run(
         applied.push(entry);
     }
     let specs: Vec<&metamesh_core::EntitySpec> = pending.iter().map(|(_, s)| *s).collect();
-    let checked = entities::check(validators, &state.tenants, conn, &specs).map_err(store_failure)?;
+    let owns = |t: &TenantId| state.tenants.contains(t.as_str());
+    let checked = entities::check(validators, &owns, conn, &specs).map_err(store_failure)?;
     let mut rows = Vec::with_capacity(pending.len());
     let mut written = Vec::with_capacity(pending.len());
     for ((i, spec), c) in pending.into_iter().zip(checked) {
@@ -308,12 +305,7 @@ fn apply_one(
     proposal: &Proposal,
     deltas: &mut Vec<graph::Delta>,
 ) -> Result<Applied, StoreError> {
-    if rev as i64 <= state.last_rev || rev > i64::MAX as u64 {
-        return Err(StoreError::OutOfOrder { last: state.last_rev as u64, given: rev });
-    }
-    let at_ms = proposal.at_ms.max(state.last_at_ms);
-    state.last_rev = rev as i64;
-    state.last_at_ms = at_ms;
+    let at_ms = state.advance(rev, proposal.at_ms)?;
     let record = |ok: bool, outcome: String, request_id: Option<&str>| {
         record_revision(conn, rev, at_ms, &proposal.principal, request_id, ok, &outcome)
     };
@@ -328,7 +320,8 @@ fn apply_one(
         rev: rev as i64,
         at_ms,
         by: &proposal.principal,
-        tenants: RefCell::new(state.tenants.clone()),
+        tenants: &state.tenants,
+        created: RefCell::new(Vec::new()),
         graph: RefCell::new(Vec::new()),
     };
     let result = match proposal.validate() {
@@ -354,8 +347,8 @@ fn apply_one(
             crate::audit::record(conn, &mut state.chain, proposal, at_ms)?;
             let text = serde_json::to_string(outcome).expect("outcomes serialize");
             record(true, text, proposal.request_id.as_deref())?;
-            state.tenants = ctx.tenants.into_inner();
             deltas.extend(ctx.graph.into_inner());
+            state.tenants.extend(ctx.created.into_inner());
         }
         Err(e) => {
             let text = json!({ "error": e.to_string() }).to_string();
@@ -432,7 +425,7 @@ fn create_tenant(ctx: &Ctx<'_>, conn: &Connection, tenant: &TenantId) -> Res<Out
     if done == 0 {
         return Err(CommandError::TenantExists(tenant.clone()).into());
     }
-    ctx.tenants.borrow_mut().insert(tenant.to_string());
+    ctx.created.borrow_mut().push(tenant.to_string());
     record_change(ctx, conn, tenant.as_str(), &format!("mm://{tenant}"), "tenant")?;
     Ok(Outcome::Tenant { tenant: tenant.clone() })
 }

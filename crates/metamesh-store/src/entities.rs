@@ -54,7 +54,7 @@ pub(crate) fn put(
     specs: &[&EntitySpec],
     batch_offset: Option<usize>,
 ) -> Res<Vec<Outcome>> {
-    let checked = check(ctx.validators, &ctx.tenants.borrow(), conn, specs)?;
+    let checked = check(ctx.validators, &|t| ctx.owns(t), conn, specs)?;
     let mut ok = Vec::with_capacity(specs.len());
     for (i, c) in checked.into_iter().enumerate() {
         match c {
@@ -79,7 +79,7 @@ pub(crate) fn put(
 /// even an interned URN). The URNs must be distinct.
 pub(crate) fn check(
     validators: &crate::Validators,
-    tenants: &std::collections::HashSet<String>,
+    owns: &dyn Fn(&TenantId) -> bool,
     conn: &Connection,
     specs: &[&EntitySpec],
 ) -> Res<Vec<Result<Checked, CommandError>>> {
@@ -102,7 +102,7 @@ pub(crate) fn check(
     let mut resolved: Resolved = HashMap::new();
     let mut out = Vec::with_capacity(specs.len());
     for (spec, &(id, version)) in specs.iter().zip(&current) {
-        let result = if !tenants.contains(spec.urn.tenant().as_str()) {
+        let result = if !owns(spec.urn.tenant()) {
             Err(CommandError::UnknownTenant(spec.urn.tenant().clone()))
         } else {
             match check_spec(validators, conn, spec, version, &mut resolved) {

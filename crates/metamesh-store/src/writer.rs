@@ -26,7 +26,7 @@ pub(crate) struct WriterConn {
 }
 
 /// Facts about the committed state that every apply needs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Cached {
     pub last_rev: i64,
     pub last_at_ms: i64,
@@ -35,11 +35,26 @@ pub(crate) struct Cached {
     pub chain: metamesh_audit::Chain,
 }
 
+impl Cached {
+    /// Moves to revision `rev` proposed at `at_ms`: revisions must increase, and time never runs
+    /// backwards (the recorded time is `max(at_ms, last time)`, returned).
+    pub fn advance(&mut self, rev: u64, at_ms: i64) -> Result<i64, StoreError> {
+        if rev as i64 <= self.last_rev || rev > i64::MAX as u64 {
+            return Err(StoreError::OutOfOrder { last: self.last_rev as u64, given: rev });
+        }
+        let at_ms = at_ms.max(self.last_at_ms);
+        self.last_rev = rev as i64;
+        self.last_at_ms = at_ms;
+        Ok(at_ms)
+    }
+}
+
 impl WriterConn {
-    /// The cached facts, read from the file if they are not cached.
-    pub fn cached(&mut self) -> Result<Cached, StoreError> {
-        if let Some(c) = &self.cached {
-            return Ok(c.clone());
+    /// Takes the cached facts out (read from the file if they are not cached): a write puts
+    /// them back only once it committed, so a failure leaves nothing stale behind.
+    pub fn take_cached(&mut self) -> Result<Cached, StoreError> {
+        if let Some(c) = self.cached.take() {
+            return Ok(c);
         }
         let (last_rev, last_at_ms) =
             self.conn.query_row("SELECT ifnull(max(rev), 0), ifnull(max(at_ms), 0) FROM revisions", [], |r| {
@@ -49,9 +64,7 @@ impl WriterConn {
         let tenants = stmt.query_map([], |r| r.get(0))?.collect::<Result<HashSet<String>, _>>()?;
         drop(stmt);
         let chain = metamesh_audit::sqlite::load_chain(&self.conn).map_err(|e| StoreError::Audit(e.to_string()))?;
-        let c = Cached { last_rev, last_at_ms, tenants, chain };
-        self.cached = Some(c.clone());
-        Ok(c)
+        Ok(Cached { last_rev, last_at_ms, tenants, chain })
     }
 }
 

@@ -102,10 +102,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<()> {
 
 /// The live state file of a replica's data directory (named by `state/CURRENT`).
 fn live_state(dir: &Path) -> anyhow::Result<PathBuf> {
-    let pointer = dir.join("state").join("CURRENT");
-    let name = std::fs::read_to_string(&pointer)
-        .with_context(|| format!("{} is not a replica's data directory (no state/CURRENT)", dir.display()))?;
-    Ok(dir.join("state").join(name.trim()))
+    metamesh_raft::state_machine::live_state_file(dir)
+        .with_context(|| format!("{} is not a replica's data directory (no state/CURRENT)", dir.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {

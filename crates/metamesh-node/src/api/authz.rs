@@ -275,9 +275,12 @@ impl Shared {
             tracing::warn!(%path, "refused an RPC that has no authorization rule");
             return Err(Status::permission_denied(format!("{path} has no authorization rule on this node")));
         };
-        let (parts, body) = request.into_parts();
-        let metadata = MetadataMap::from_headers(parts.headers.clone());
-        let mut caller = caller::authenticate_parts(&parts.extensions, &metadata)?;
+        let (mut parts, body) = request.into_parts();
+        // The headers are lent to a metadata view and given back (no copy per request).
+        let metadata = MetadataMap::from_headers(std::mem::take(&mut parts.headers));
+        let authenticated = caller::authenticate_parts(&parts.extensions, &metadata);
+        parts.headers = metadata.into_headers();
+        let mut caller = authenticated?;
         let policy = self.authorizer.snapshot();
         caller.policy_digest = Some(policy.digest().to_string());
         let check = Check { policy: &policy, caller: &caller, path: &path, events: Default::default() };
