@@ -4,13 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The real Python clients (ml-metadata) in target/py-venv.
+tests/python/setup.sh
+
 cargo test --workspace --locked "$@"
 cargo run -q -p metamesh --locked -- policy test policies
 
 # The benchmarks in smoke mode: proves they still build and run (figures printed, nothing
 # asserted about speed).
-METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-store --bench store --locked
-METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-testkit --bench replicated --locked
-METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-testkit --bench authz_rpc --locked
-METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-policy --bench authorize --locked
-METAMESH_BENCH_SMOKE=1 cargo bench -p metamesh-audit --bench verify --locked
+# One invocation for every bench target: the release build of the workspace is made once, with
+# one feature set, instead of once per package.
+METAMESH_BENCH_SMOKE=1 cargo bench --workspace --benches --locked

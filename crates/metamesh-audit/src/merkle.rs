@@ -2,9 +2,14 @@
 //!
 //! Leaf `i` of the tree is the hash of record `i + 1`; the tree hashes are RFC 6962 §2.1's:
 //! `leaf = SHA-256(0x00 || record_hash)`, `node = SHA-256(0x01 || left || right)`, and the root of
-//! an empty tree is `SHA-256("")`. Inclusion proofs are checked with `ct-merkle` (see
-//! `proof.rs`), and tests check that [`Frontier`] and [`inclusion_path`] agree with its
-//! in-memory tree, so the two implementations hold each other honest.
+//! an empty tree is `SHA-256("")`. Inclusion and consistency proofs are checked with `ct-merkle`
+//! (see `proof.rs` and `consistency.rs`), and tests check that [`Frontier`], [`inclusion_path`]
+//! and [`ConsistencyBuilder`] agree with its in-memory tree, so the two implementations hold
+//! each other honest.
+//!
+//! Which nodes a consistency proof holds is `ct-merkle`'s choice
+//! ([`ct_merkle::indices_for_consistency_proof`]); this module only maps those nodes to the leaf
+//! ranges they cover and hashes the ranges in one pass over the log.
 //!
 //! Nothing here keeps the tree: a [`Frontier`] holds one hash per set bit of the leaf count (the
 //! roots of the perfect subtrees the leaves so far form, largest first), so verifying a log of
@@ -118,26 +123,58 @@ fn largest_power_of_two_below(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
+/// The root hashes of disjoint leaf ranges, fed the leaves in order: one [`Frontier`] per
+/// range, O(number of ranges) memory.
+struct RangeRoots {
+    /// `[start, end)` and the frontier of its leaves, in the caller's order.
+    ranges: Vec<((u64, u64), Frontier)>,
+    /// Indices into `ranges` by start; `cursor` is the first one not wholly behind the feed.
+    order: Vec<usize>,
+    cursor: usize,
+}
+
+impl RangeRoots {
+    fn new(ranges: Vec<(u64, u64)>) -> RangeRoots {
+        let ranges: Vec<_> = ranges.into_iter().map(|r| (r, Frontier::new())).collect();
+        let mut order: Vec<usize> = (0..ranges.len()).collect();
+        order.sort_by_key(|&i| ranges[i].0 .0);
+        RangeRoots { ranges, order, cursor: 0 }
+    }
+
+    /// Feeds leaf `i` (leaves come in order); a leaf in no range is skipped.
+    fn push(&mut self, i: u64, record_hash: &Hash) {
+        while self.order.get(self.cursor).is_some_and(|&k| self.ranges[k].0 .1 <= i) {
+            self.cursor += 1;
+        }
+        if let Some(&k) = self.order.get(self.cursor) {
+            let ((start, _), frontier) = &mut self.ranges[k];
+            if *start <= i {
+                frontier.push(record_hash);
+            }
+        }
+    }
+
+    /// The roots, in the order the ranges were given.
+    fn roots(&self) -> Vec<Hash> {
+        self.ranges.iter().map(|(_, f)| f.root()).collect()
+    }
+}
+
 /// The tree hash of the leaves read so far and, when `index` is among the first `size`, its
 /// inclusion path: one pass over the record hashes in order, O(log n) memory.
 pub struct PathBuilder {
     index: u64,
     size: u64,
     all: Frontier,
-    /// One frontier per path range, in path order; `order` visits them by start.
-    ranges: Vec<((u64, u64), Frontier)>,
-    order: Vec<usize>,
-    cursor: usize,
+    /// The subtree hashes of the path, in path order.
+    path: RangeRoots,
     leaf: Option<Hash>,
 }
 
 impl PathBuilder {
     /// A builder for the path of leaf `index` in the tree of the first `size` leaves.
     pub fn new(index: u64, size: u64) -> PathBuilder {
-        let ranges: Vec<_> = path_ranges(index, size).into_iter().map(|r| (r, Frontier::new())).collect();
-        let mut order: Vec<usize> = (0..ranges.len()).collect();
-        order.sort_by_key(|&i| ranges[i].0 .0);
-        PathBuilder { index, size, all: Frontier::new(), ranges, order, cursor: 0, leaf: None }
+        PathBuilder { index, size, all: Frontier::new(), path: RangeRoots::new(path_ranges(index, size)), leaf: None }
     }
 
     /// Feeds the next record hash; leaves beyond `size` are ignored.
@@ -149,12 +186,8 @@ impl PathBuilder {
         self.all.push(record_hash);
         if i == self.index {
             self.leaf = Some(*record_hash);
-            return;
         }
-        while self.ranges[self.order[self.cursor]].0 .1 <= i {
-            self.cursor += 1;
-        }
-        self.ranges[self.order[self.cursor]].1.push(record_hash);
+        self.path.push(i, record_hash);
     }
 
     /// Leaves fed so far (at most `size`).
@@ -167,8 +200,84 @@ impl PathBuilder {
         if self.all.size() != self.size {
             return None;
         }
-        let path = self.ranges.iter().map(|(_, f)| f.root()).collect();
-        Some((self.leaf?, self.all.root(), path))
+        Some((self.leaf?, self.all.root(), self.path.roots()))
+    }
+}
+
+/// The largest tree size `ct-merkle` handles (its node indices are `u64`s, two per leaf).
+pub const MAX_TREE_SIZE: u64 = u64::MAX / 2 + 1;
+
+/// The leaf ranges `[start, end)` whose subtree hashes make up the RFC 6962 consistency proof
+/// `PROOF(old_size, D[new_size])` (§2.1.2), in proof order.
+///
+/// The nodes are `ct-merkle`'s ([`ct_merkle::indices_for_consistency_proof`], which numbers the
+/// nodes of a left-balanced tree as RFC 9420's array-based trees do); a node at level `k` with
+/// index `x` covers the `2^k` leaves from `(x >> (k + 1)) << k`, cut at `new_size`.
+///
+/// # Panics
+/// When `old_size` is 0, `old_size > new_size` or `new_size > MAX_TREE_SIZE`.
+pub fn consistency_ranges(old_size: u64, new_size: u64) -> Vec<(u64, u64)> {
+    assert!(old_size > 0 && old_size <= new_size && new_size <= MAX_TREE_SIZE, "tree sizes out of range");
+    ct_merkle::indices_for_consistency_proof(old_size, new_size - old_size)
+        .into_iter()
+        .map(|x| {
+            let level = x.trailing_ones();
+            let start = x.checked_shr(level + 1).unwrap_or(0) << level;
+            (start, start.saturating_add(1 << level).min(new_size))
+        })
+        .collect()
+}
+
+/// The roots of the trees of the first `old_size` and the first `new_size` leaves, and the
+/// consistency proof between them: one pass over the record hashes in order, O(log n) memory.
+pub struct ConsistencyBuilder {
+    old_size: u64,
+    new_size: u64,
+    all: Frontier,
+    old_root: Option<Hash>,
+    proof: RangeRoots,
+}
+
+impl ConsistencyBuilder {
+    /// A builder for the proof from `old_size` to `new_size` leaves.
+    ///
+    /// # Panics
+    /// As [`consistency_ranges`]: `0 < old_size <= new_size <= MAX_TREE_SIZE` is the caller's
+    /// to check.
+    pub fn new(old_size: u64, new_size: u64) -> ConsistencyBuilder {
+        ConsistencyBuilder {
+            old_size,
+            new_size,
+            all: Frontier::new(),
+            old_root: None,
+            proof: RangeRoots::new(consistency_ranges(old_size, new_size)),
+        }
+    }
+
+    /// Feeds the next record hash; leaves beyond `new_size` are ignored.
+    pub fn push(&mut self, record_hash: &Hash) {
+        let i = self.all.size();
+        if i >= self.new_size {
+            return;
+        }
+        self.all.push(record_hash);
+        self.proof.push(i, record_hash);
+        if i + 1 == self.old_size {
+            self.old_root = Some(self.all.root());
+        }
+    }
+
+    /// Leaves fed so far (at most `new_size`).
+    pub fn fed(&self) -> u64 {
+        self.all.size()
+    }
+
+    /// `(old root, new root, proof)` once all `new_size` leaves were fed.
+    pub fn finish(self) -> Option<(Hash, Hash, Vec<Hash>)> {
+        if self.all.size() != self.new_size {
+            return None;
+        }
+        Some((self.old_root?, self.all.root(), self.proof.roots()))
     }
 }
 
@@ -216,6 +325,40 @@ mod tests {
                 assert_eq!(path.concat(), tree.prove_inclusion(m).as_bytes(), "path of {m} in {n}");
             }
         }
+    }
+
+    #[test]
+    fn consistency_proofs_agree_with_ct_merkle() {
+        let hs = hashes(70);
+        for new in 1..=70usize {
+            let mut tree = MemoryBackedTree::<Sha256, Hash>::new();
+            hs[..new].iter().for_each(|h| tree.push(*h));
+            for old in 1..=new {
+                let mut b = ConsistencyBuilder::new(old as u64, new as u64);
+                hs.iter().for_each(|h| b.push(h));
+                assert_eq!(b.fed(), new as u64);
+                let (old_root, new_root, proof) = b.finish().unwrap();
+                let mut f = Frontier::new();
+                hs[..old].iter().for_each(|h| f.push(h));
+                assert_eq!(old_root, f.root(), "old root {old} of {new}");
+                assert_eq!(new_root, <[u8; 32]>::from(*tree.root().as_bytes()), "new root {new}");
+                assert_eq!(proof.concat(), tree.prove_consistency(new - old).as_bytes(), "proof {old} -> {new}");
+            }
+        }
+    }
+
+    #[test]
+    fn consistency_builder_needs_every_leaf() {
+        let mut b = ConsistencyBuilder::new(2, 5);
+        hashes(4).iter().for_each(|h| b.push(h));
+        assert!(b.finish().is_none());
+    }
+
+    #[test]
+    fn consistency_ranges_of_large_trees_do_not_overflow() {
+        let ranges = consistency_ranges(MAX_TREE_SIZE - 3, MAX_TREE_SIZE);
+        assert!(ranges.iter().all(|&(s, e)| s < e && e <= MAX_TREE_SIZE), "{ranges:?}");
+        assert_eq!(consistency_ranges(1 << 40, 1 << 40), Vec::<(u64, u64)>::new());
     }
 
     #[test]

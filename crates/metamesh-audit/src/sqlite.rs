@@ -1,4 +1,5 @@
-//! The audit log in a SQLite file: schema, append, checkpoint, read, verify, prove.
+//! The audit log in a SQLite file: schema, append, checkpoint, read, verify, prove (inclusion
+//! and consistency).
 //!
 //! Everything takes a `&rusqlite::Connection` and runs in whatever transaction the caller has
 //! open, so the store can append a record in the same transaction as the change it records.
@@ -16,8 +17,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::checkpoint::{Checkpoint, KeyId};
+use crate::consistency::{ConsistencyError, ConsistencyProof};
 use crate::keys::ShardKey;
-use crate::merkle::{Frontier, PathBuilder};
+use crate::merkle::{ConsistencyBuilder, Frontier, PathBuilder, MAX_TREE_SIZE};
 use crate::proof::{InclusionProof, ProofBundle, ProofError};
 use crate::record::{AuditRecord, Chain, Decision, Draft, Hash};
 use crate::verify::{Verifier, VerifyError, VerifyReport};
@@ -450,4 +452,47 @@ pub fn prove(conn: &Connection, seq: u64, checkpoint: &Checkpoint) -> Result<Pro
 pub fn prove_latest(conn: &Connection, seq: u64) -> Result<ProofBundle, AuditError> {
     let cp = latest_checkpoint(conn)?.ok_or(ProofError::NotCovered { seq, size: 0 })?;
     prove(conn, seq, &cp)
+}
+
+/// The consistency proof from the tree of the first `old_size` records to the tree of the first
+/// `new_size` (RFC 6962 `PROOF(old_size, D[new_size])`). Reads the hashes of records
+/// `1..=new_size` once (O(log n) memory).
+///
+/// When a stored checkpoint has either size, the log must reproduce its root
+/// ([`AuditError::CheckpointMismatch`] otherwise): a proof is only served for the history the
+/// checkpoints signed. Sizes: `0 < old_size <= new_size`, and `new_size` at most the log's
+/// length ([`AuditError::BeyondLog`]).
+pub fn prove_consistency(conn: &Connection, old_size: u64, new_size: u64) -> Result<ConsistencyProof, AuditError> {
+    if old_size == 0 {
+        return Err(ConsistencyError::EmptyOld.into());
+    }
+    if old_size > new_size {
+        return Err(ConsistencyError::OldLarger { old_size, new_size }.into());
+    }
+    if new_size > MAX_TREE_SIZE {
+        return Err(ConsistencyError::TooLarge { size: new_size }.into());
+    }
+    let mut builder = ConsistencyBuilder::new(old_size, new_size);
+    let mut stmt = conn.prepare_cached("SELECT seq, hash FROM audit WHERE seq <= ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([i64::try_from(new_size).unwrap_or(i64::MAX)])?;
+    while let Some(row) = rows.next()? {
+        let expected = builder.fed() + 1;
+        let seq = int(row.get_ref(0)?, "seq").map_err(|e| malformed(expected, e))?;
+        if seq != expected as i64 {
+            return Err(VerifyError::Gap { missing: expected, found: seq as u64 }.into());
+        }
+        builder.push(&blob32(row.get_ref(1)?, "hash").map_err(|e| malformed(expected, e))?);
+    }
+    let records = builder.fed();
+    let (old_root, new_root, hashes) = builder.finish().ok_or(AuditError::BeyondLog { size: new_size, records })?;
+    for (size, root) in [(old_size, old_root), (new_size, new_root)] {
+        let stored: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT root FROM audit_checkpoints WHERE size = ?1")?
+            .query_row([i64::try_from(size).unwrap_or(i64::MAX)], |r| r.get(0))
+            .optional()?;
+        if stored.is_some_and(|s| s[..] != root[..]) {
+            return Err(AuditError::CheckpointMismatch { size });
+        }
+    }
+    Ok(ConsistencyProof { old_size, new_size, hashes })
 }

@@ -30,6 +30,8 @@
 
 mod de;
 mod error;
+mod mesh;
+mod router;
 mod schema;
 mod tree;
 mod validate;
@@ -37,10 +39,12 @@ mod validate;
 use std::path::Path;
 
 pub use error::{ConfigError, Origin};
+pub use mesh::{GroupMap, MeshMap, ReplicaAddr};
+pub use router::{HttpSection, OpenLineageSection, RouterConfig, RouterListen, RouterSection, WitnessSection};
 pub use schema::{
-    AuditSection, ListenSection, NodeConfig, NodeSection, PeerConfig, PolicySection, RaftSection, StoreSection,
-    Synchronous, TelemetrySection, TlsSection, DEFAULT_CLIENT_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_RAFT_ADDR,
-    DEFAULT_TRUST_DOMAIN, MAX_READERS, METRICS_OFF,
+    AuditSection, ListenSection, MeshSection, NodeConfig, NodeSection, PeerConfig, PolicySection, RaftSection,
+    StoreSection, Synchronous, TelemetrySection, TlsSection, DEFAULT_CLIENT_ADDR, DEFAULT_METRICS_ADDR,
+    DEFAULT_RAFT_ADDR, DEFAULT_TRUST_DOMAIN, MAX_READERS, METRICS_OFF,
 };
 pub use tree::{env_var_for, ENV_PREFIX, ENV_SEPARATOR, OTEL_ENDPOINT_ENV};
 
@@ -64,7 +68,7 @@ impl NodeConfig {
     }
 
     fn build(toml_text: &str, file: Option<&Path>, env: &[(String, String)]) -> Result<NodeConfig, ConfigError> {
-        let tree = tree::build(toml_text, file, env)?;
+        let tree = tree::build(toml_text, file, env, tree::SECTIONS)?;
         let config: NodeConfig = serde::Deserialize::deserialize(de::NodeDe { node: &tree, path: String::new() })
             .map_err(de::DeError::into_config_error)?;
         validate::validate(&config, &tree)?;
@@ -79,7 +83,7 @@ impl NodeConfig {
 
 /// The process environment, keeping only what this crate reads; a non-UTF-8 value of such a
 /// variable is an error rather than silently skipped.
-fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
+pub(crate) fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
     let mut env = Vec::new();
     for (name, value) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };

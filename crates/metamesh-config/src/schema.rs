@@ -39,6 +39,18 @@ pub struct NodeConfig {
     /// Signed checkpoints of the audit log.
     #[serde(default)]
     pub audit: AuditSection,
+    /// The mesh map, for delivering cross-shard lineage references.
+    #[serde(default)]
+    pub mesh: MeshSection,
+}
+
+/// `[mesh]`: where the mesh map is. Without one, edges into other shards' tenants wait in the
+/// outbox (downstream lineage from those tenants does not see them until they are delivered).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshSection {
+    /// The mesh map file (`mesh.toml`), re-read when delivery finds a tenant it does not know.
+    pub map: Option<PathBuf>,
 }
 
 /// `[audit]`: signed checkpoints of the shard's audit log. Without a key the log is protected by
@@ -278,7 +290,7 @@ fn optional_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Socket
 /// which may carry credentials.
 impl fmt::Display for NodeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry, audit } = self;
+        let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry, audit, mesh } = self;
         write!(f, "node id={} shard_group={} data_dir={}", node.id, node.shard_group, node.data_dir.display())?;
         let metrics = listen.metrics.map_or_else(|| METRICS_OFF.to_owned(), |a| a.to_string());
         write!(f, "; listen client={} raft={} metrics={metrics}", listen.client, listen.raft)?;
@@ -306,6 +318,9 @@ impl fmt::Display for NodeConfig {
         match &audit.key {
             Some(key) => write!(f, "; audit key={} checkpoint_every_ms={}", key.display(), audit.checkpoint_every_ms)?,
             None => write!(f, "; audit key=none")?,
+        }
+        if let Some(map) = &mesh.map {
+            write!(f, "; mesh map={}", map.display())?;
         }
         let otlp = telemetry.otlp_endpoint.as_deref().map_or_else(|| "off".to_owned(), redact_url);
         write!(f, "; telemetry log={:?} otlp_endpoint={otlp}", telemetry.log)

@@ -20,7 +20,8 @@ pub const OTEL_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// The top-level sections. Each exists in the tree even when nobody wrote it, so that a missing
 /// required key is reported as `node.id` rather than as a missing `node` section.
-pub(crate) const SECTIONS: &[&str] = &["node", "listen", "tls", "raft", "store", "policy", "telemetry", "audit"];
+pub(crate) const SECTIONS: &[&str] =
+    &["node", "listen", "tls", "raft", "store", "policy", "telemetry", "audit", "mesh"];
 
 /// Top-level keys that are not sections and can be set whole from one environment variable
 /// without a separator (`METAMESH_PEERS`).
@@ -98,6 +99,7 @@ pub(crate) fn build(
     toml_text: &str,
     file: Option<&std::path::Path>,
     env: &[(String, String)],
+    sections: &[&str],
 ) -> Result<Node, ConfigError> {
     let parsed: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
         file: file.map(ToOwned::to_owned),
@@ -110,7 +112,7 @@ pub(crate) fn build(
             set_from_env(&mut root, &path, var, raw)?;
         }
     }
-    for section in SECTIONS {
+    for section in sections {
         root.entry((*section).to_owned())
             .or_insert_with(|| Node { value: Value::Table(Table::new()), origin: Origin::Default });
     }

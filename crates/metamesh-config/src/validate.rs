@@ -23,7 +23,7 @@ pub(crate) fn validate(config: &NodeConfig, tree: &Node) -> Result<(), ConfigErr
     // Names another key in a message, with where its value came from.
     let other = |key: &str, value: &dyn Display| format!("{key} = {value}{}", origin_of(tree, key));
 
-    let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry, audit } = config;
+    let NodeConfig { node, listen, tls, peers, raft, store, policy, telemetry, audit, mesh: _ } = config;
 
     if node.id == 0 {
         return Err(invalid("node.id", "must be at least 1, found 0".to_owned()));
@@ -128,7 +128,7 @@ pub(crate) fn validate(config: &NodeConfig, tree: &Node) -> Result<(), ConfigErr
     Ok(())
 }
 
-fn non_empty_path(path: &Path) -> Result<(), String> {
+pub(crate) fn non_empty_path(path: &Path) -> Result<(), String> {
     if path.as_os_str().is_empty() {
         return Err("must not be empty".to_owned());
     }
@@ -136,7 +136,7 @@ fn non_empty_path(path: &Path) -> Result<(), String> {
 }
 
 /// `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`, the rule tenants follow too.
-fn dns_label(name: &str) -> Result<(), &'static str> {
+pub(crate) fn dns_label(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("must not be empty");
     }

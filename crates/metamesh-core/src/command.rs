@@ -10,14 +10,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::edge::EdgeSpec;
+use crate::edge::{Edge, EdgeSpec};
 use crate::entity::{check_len, check_token, json_len, EntitySpec};
 use crate::error::CommandError;
 use crate::kind::{Kind, TypeName};
 use crate::limits::*;
 use crate::schema::{self, Compatibility, Migration};
 use crate::tenant::TenantId;
-use crate::urn::EntityUrn;
+use crate::urn::{EntityUrn, Urn};
 
 /// A registration of a new schema version for a type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +90,93 @@ pub enum Command {
     AuditCheckpoint {
         checkpoint: serde_json::Value,
     },
+    /// Lineage references from another shard's outbox (DESIGN §6): edges stored by shard group
+    /// `origin` with one end in a tenant of this shard, so that traversal from that end knows
+    /// where to continue. Applied in `id` order; an id at or below the last one applied from
+    /// `origin` is skipped, which makes redelivery harmless.
+    DeliverReferences {
+        origin: String,
+        refs: Vec<RemoteRef>,
+    },
+    /// Outbox entries the leader delivered to their shards: removed from the outbox.
+    OutboxDelivered {
+        ids: Vec<u64>,
+    },
+    /// A write of the MLMD API (`ml_metadata.MetadataStoreService`, crate `metamesh-mlmd`) in
+    /// `tenant`: the RPC's name and its request message as sent on the wire. Applying it runs
+    /// MLMD's rules on the tenant's MLMD tables and yields the encoded response.
+    Mlmd {
+        tenant: TenantId,
+        rpc: String,
+        #[serde(with = "base64_bytes")]
+        request: Vec<u8>,
+    },
+    /// OpenLineage events (crate `metamesh-openlineage`) whose jobs belong to `tenant`, each
+    /// as JSON text (one object; the router writes it canonically, keys sorted). Applying one
+    /// stores it once — a re-sent event is recognised by the digest of its text and changes
+    /// nothing — and writes the job, run and dataset entities and the job's lineage edges
+    /// (`openlineage` module of `metamesh-store`, docs/openlineage.md). `foreign` lists the
+    /// input datasets that other tenants own (the router's namespace map); every other dataset
+    /// named by the events belongs to `tenant`. Text rather than JSON values: a log entry holds
+    /// up to a thousand events, and text is decoded and hashed without building trees.
+    OpenLineage {
+        tenant: TenantId,
+        events: Vec<String>,
+        #[serde(default)]
+        foreign: Vec<ForeignDataset>,
+    },
+}
+
+/// An OpenLineage dataset owned by another tenant than the event's job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignDataset {
+    pub namespace: String,
+    pub name: String,
+    pub tenant: TenantId,
+}
+
+/// Most OpenLineage events one command carries.
+pub const MAX_OPENLINEAGE_EVENTS: usize = 1000;
+
+/// Largest OpenLineage event (its JSON text).
+pub const MAX_OPENLINEAGE_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Bytes as standard base64 text in JSON (Raft log entries are JSON).
+mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The longest MLMD request one command may carry (the transport's own limit is 4 MiB).
+pub const MAX_MLMD_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// One outbox entry as delivered: an edge (as its storing shard holds it) added or removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRef {
+    /// The entry's id in the origin's outbox (increasing, never reused).
+    pub id: u64,
+    pub edge: Edge,
+    pub removed: bool,
+}
+
+impl RemoteRef {
+    /// The end of the edge that is not its storing tenant's: where the reference is delivered.
+    pub fn target(&self) -> &Urn {
+        if edge_owner_of(&self.edge.from, &self.edge.to) == self.edge.from.entity.tenant() {
+            &self.edge.to
+        } else {
+            &self.edge.from
+        }
+    }
 }
 
 /// A decision recorded in the audit log without any change of state.
@@ -162,6 +249,46 @@ impl Command {
                 }
                 Ok(())
             }
+            Command::DeliverReferences { origin, refs } => {
+                check_token("origin", origin, MAX_SHORT_BYTES)?;
+                check_len("refs", refs.len(), MAX_BATCH)?;
+                for (i, r) in refs.iter().enumerate() {
+                    let spec = EdgeSpec {
+                        from: r.edge.from.clone(),
+                        to: r.edge.to.clone(),
+                        kind: r.edge.kind,
+                        from_column: r.edge.from_column.clone(),
+                        to_column: r.edge.to_column.clone(),
+                        transformation: r.edge.transformation.clone(),
+                    };
+                    spec.validate().map_err(|e| CommandError::invalid(format!("refs[{i}]"), e.to_string()))?;
+                    if r.target().entity.tenant() == edge_owner(&spec) {
+                        return Err(CommandError::invalid(
+                            format!("refs[{i}]"),
+                            "both ends belong to the storing tenant",
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Command::OutboxDelivered { ids } => check_len("ids", ids.len(), MAX_BATCH),
+            Command::Mlmd { rpc, request, .. } => {
+                check_token("rpc", rpc, MAX_SHORT_BYTES)?;
+                check_len("request", request.len(), MAX_MLMD_REQUEST_BYTES)
+            }
+            Command::OpenLineage { events, foreign, .. } => {
+                if events.is_empty() {
+                    return Err(CommandError::invalid("events", "at least one event"));
+                }
+                check_len("events", events.len(), MAX_OPENLINEAGE_EVENTS)?;
+                check_len("foreign", foreign.len(), MAX_OPENLINEAGE_EVENTS * 2)?;
+                // Sizes only: each event is parsed (and refused naming its field) by whoever
+                // proposes it and by `apply`, once each.
+                for (i, event) in events.iter().enumerate() {
+                    check_len(&format!("events[{i}]"), event.len(), MAX_OPENLINEAGE_EVENT_BYTES)?;
+                }
+                Ok(())
+            }
             Command::Batch { commands } => {
                 if commands.len() > MAX_BATCH {
                     return Err(CommandError::TooLarge {
@@ -203,7 +330,9 @@ impl Command {
             // run or job if any, else the downstream end.
             Command::AddEdge(e) | Command::RemoveEdge(e) => out.push(edge_owner(e)),
             Command::Audit(ev) => out.extend(ev.tenant.as_ref()),
-            Command::AuditCheckpoint { .. } => {}
+            Command::Mlmd { tenant, .. } | Command::OpenLineage { tenant, .. } => out.push(tenant),
+            Command::AuditCheckpoint { .. } | Command::OutboxDelivered { .. } => {}
+            Command::DeliverReferences { refs, .. } => out.extend(refs.iter().map(|r| r.target().entity.tenant())),
             Command::Batch { commands } => commands.iter().for_each(|c| c.collect_tenants(out)),
         }
     }
@@ -211,10 +340,15 @@ impl Command {
 
 /// The tenant that owns (stores) an edge.
 pub fn edge_owner(e: &EdgeSpec) -> &TenantId {
-    if matches!(e.from.entity.kind(), Kind::Run | Kind::Job) {
-        e.from.entity.tenant()
+    edge_owner_of(&e.from, &e.to)
+}
+
+/// [`edge_owner`] of an edge given by its ends.
+pub fn edge_owner_of<'a>(from: &'a Urn, to: &'a Urn) -> &'a TenantId {
+    if matches!(from.entity.kind(), Kind::Run | Kind::Job) {
+        from.entity.tenant()
     } else {
-        e.to.entity.tenant()
+        to.entity.tenant()
     }
 }
 
@@ -285,6 +419,25 @@ pub enum Outcome {
         urn: EntityUrn,
         versions: u64,
         documents: u64,
+    },
+    /// Remote references applied (new to this shard) and skipped (delivered before).
+    References {
+        applied: u64,
+        skipped: u64,
+    },
+    /// Outbox entries removed after delivery.
+    Delivered {
+        removed: u64,
+    },
+    /// An MLMD write's encoded response message.
+    Mlmd {
+        #[serde(with = "base64_bytes")]
+        response: Vec<u8>,
+    },
+    /// OpenLineage events applied: per event, in order, whether it was stored (false: the
+    /// same event had been stored before, and nothing changed).
+    OpenLineage {
+        stored: Vec<bool>,
     },
 }
 

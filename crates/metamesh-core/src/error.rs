@@ -11,7 +11,7 @@ use crate::tenant::TenantId;
 use crate::urn::UrnError;
 
 /// Stable error categories; the wire layer maps each to exactly one gRPC code and HTTP status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorCode {
     /// The request is wrong on its own (syntax, size, schema): INVALID_ARGUMENT / 400.
     InvalidArgument,
@@ -22,6 +22,13 @@ pub enum ErrorCode {
     /// The request is well-formed but the current state forbids it (a cycle, a version
     /// conflict, a deleted entity): FAILED_PRECONDITION / 409.
     FailedPrecondition,
+    /// A race the client should retry (MLMD's `abort_if_latest_updated_time_changed`): ABORTED / 409.
+    Aborted,
+    /// An index or offset past the end (MLMD's `put_lineage_subgraph` event edges): OUT_OF_RANGE / 400.
+    OutOfRange,
+    /// A valid request for something not supported (MLMD: changing a type's base type):
+    /// UNIMPLEMENTED / 400.
+    Unimplemented,
 }
 
 /// Why a command was refused. A refused command writes nothing.
@@ -60,6 +67,9 @@ pub enum CommandError {
     #[error("`{0}` is deleted")]
     Deleted(String),
     /// An element of a batch failed; the whole batch wrote nothing.
+    /// An MLMD write refused by MLMD's own rules, with the code MLMD gives.
+    #[error("{message}")]
+    Mlmd { code: ErrorCode, message: String },
     #[error("commands[{index}]: {source}")]
     InBatch { index: usize, source: Box<CommandError> },
 }
@@ -69,6 +79,7 @@ impl CommandError {
         use CommandError::*;
         match self {
             InBatch { source, .. } => source.code(),
+            Mlmd { code, .. } => *code,
             InvalidUrn(_)
             | InvalidField { .. }
             | TooLarge { .. }

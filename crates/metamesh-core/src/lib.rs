@@ -27,12 +27,13 @@ pub mod entity;
 pub mod error;
 pub mod kind;
 pub mod limits;
+pub mod openlineage;
 pub mod query;
 pub mod schema;
 pub mod tenant;
 pub mod urn;
 
-pub use command::{Command, Outcome, Proposal};
+pub use command::{Command, ForeignDataset, Outcome, Proposal};
 pub use edge::{Edge, EdgeKind, EdgeSpec};
 pub use entity::{Document, EntitySpec, EntityVersion};
 pub use error::{CommandError, ErrorCode};

@@ -39,8 +39,10 @@
 //! ```
 
 pub mod api;
+mod serve;
 
 pub use api::audit_feed::AuditFeed;
 pub use api::authz::{Authorized, AuthzLayer};
 pub use api::caller::{Caller, LEADER_HEADER, PRINCIPAL_HEADER};
 pub use api::{services, NodeApi};
+pub use serve::run_node;

@@ -206,6 +206,30 @@ async fn every_rpc_family_gets_the_policys_decision() {
     assert!(e.description.is_empty() && !e.properties_json.contains("card"));
     assert!(by_name[0].snippet.is_empty());
     assert_eq!(search("rita", "secrets").await.len(), 1);
+    // A filter on properties finds what a reader may read, and tells a discoverer nothing: it
+    // cannot probe a value it may not see (nor an owner, tags or type).
+    let probe = |who: &'static str, value: &'static str| {
+        let m = &m;
+        async move {
+            SearchServiceClient::new(m.as_(who).await)
+                .search(v1::SearchRequest {
+                    property_filters: vec![v1::PropertyFilter {
+                        path: "secret_column".into(),
+                        op: v1::property_filter::Op::Eq as i32,
+                        value_json: value.into(),
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .hits
+        }
+    };
+    let found = probe("rita", r#""card_number""#).await;
+    assert!(found.iter().any(|h| h.entity.as_ref().unwrap().urn == tx), "{found:?}");
+    assert!(probe("rita", r#""iban""#).await.is_empty());
+    assert!(probe("dora", r#""card_number""#).await.is_empty(), "a discoverer probed a property value");
     let scoped = SearchServiceClient::new(m.as_("bob").await)
         .search(v1::SearchRequest { query: "card".into(), tenants: vec!["fraud".into()], ..Default::default() })
         .await;

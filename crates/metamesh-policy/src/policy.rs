@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use metamesh_core::EntityUrn;
+use metamesh_core::{EntityUrn, TenantId};
 
 use crate::action::Action;
 use crate::engine::Engine;
@@ -213,6 +213,25 @@ impl PolicySet {
         } else {
             Visibility::Hidden
         }
+    }
+
+    /// The tenants a client that cannot name one (the MLMD client) works in: those with a policy
+    /// file in which `principal` may `write`, or, if there are none, in which it may `read`.
+    /// Sorted; the caller decides what several mean.
+    pub fn home_tenants(&self, principal: &str) -> Vec<TenantId> {
+        for action in [Action::Write, Action::Read] {
+            let mut found: Vec<TenantId> = self
+                .tenants
+                .keys()
+                .filter_map(|t| TenantId::new(t).ok())
+                .filter(|t| self.check(principal, action, &Resource::Tenant(t)).allowed)
+                .collect();
+            if !found.is_empty() {
+                found.sort();
+                return found;
+            }
+        }
+        Vec::new()
     }
 
     /// Whether reads of `resource` are audited even when allowed.

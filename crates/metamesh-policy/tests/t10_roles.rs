@@ -184,12 +184,12 @@ fn the_repository_policy_loads_and_its_tests_pass() {
     let failures: Vec<_> = report.failures().collect();
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(report.passed() > 30);
-    // The example pipeline's tenants each have a file.
+    // The dev mesh's tenants (`metamesh dev`) each have a file.
     let tenants: BTreeSet<String> = std::fs::read_dir(repo_policies().join("tenants"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".csv").to_owned())
         .collect();
-    assert_eq!(tenants, BTreeSet::from(["fraud".to_owned(), "growth".to_owned()]));
+    assert_eq!(tenants, BTreeSet::from(["fraud".to_owned(), "growth".to_owned(), "platform".to_owned()]));
 }
 
 #[test]

@@ -22,15 +22,18 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::NotFound => tonic::Code::NotFound,
         ErrorCode::AlreadyExists => tonic::Code::AlreadyExists,
         ErrorCode::FailedPrecondition => tonic::Code::FailedPrecondition,
+        ErrorCode::Aborted => tonic::Code::Aborted,
+        ErrorCode::OutOfRange => tonic::Code::OutOfRange,
+        ErrorCode::Unimplemented => tonic::Code::Unimplemented,
     }
 }
 
 /// The HTTP status of an error category.
 pub fn http_status(code: ErrorCode) -> u16 {
     match code {
-        ErrorCode::InvalidArgument => 400,
+        ErrorCode::InvalidArgument | ErrorCode::OutOfRange | ErrorCode::Unimplemented => 400,
         ErrorCode::NotFound => 404,
-        ErrorCode::AlreadyExists | ErrorCode::FailedPrecondition => 409,
+        ErrorCode::AlreadyExists | ErrorCode::FailedPrecondition | ErrorCode::Aborted => 409,
     }
 }
 
@@ -40,6 +43,9 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NotFound => "not_found",
         ErrorCode::AlreadyExists => "already_exists",
         ErrorCode::FailedPrecondition => "failed_precondition",
+        ErrorCode::Aborted => "aborted",
+        ErrorCode::OutOfRange => "out_of_range",
+        ErrorCode::Unimplemented => "unimplemented",
     }
 }
 
@@ -146,9 +152,10 @@ pub fn direction(d: i32) -> Result<Direction, CommandError> {
     }
 }
 
-pub fn list_filter(r: &v1::ListEntitiesRequest) -> Result<ListFilter, CommandError> {
-    let mut properties = Vec::with_capacity(r.property_filters.len());
-    for (i, p) in r.property_filters.iter().enumerate() {
+/// Property filters of a request, checked; errors name `property_filters[i]`.
+pub fn property_filters(filters: &[v1::PropertyFilter]) -> Result<Vec<PropertyFilter>, CommandError> {
+    let mut properties = Vec::with_capacity(filters.len());
+    for (i, p) in filters.iter().enumerate() {
         let field = format!("property_filters[{i}]");
         let op = match v1::property_filter::Op::try_from(p.op) {
             Ok(v1::property_filter::Op::Eq) => PropertyOp::Eq,
@@ -164,6 +171,11 @@ pub fn list_filter(r: &v1::ListEntitiesRequest) -> Result<ListFilter, CommandErr
         filter.json_path()?;
         properties.push(filter);
     }
+    Ok(properties)
+}
+
+pub fn list_filter(r: &v1::ListEntitiesRequest) -> Result<ListFilter, CommandError> {
+    let properties = property_filters(&r.property_filters)?;
     Ok(ListFilter {
         tenant: opt(&r.tenant).map(|t| tenant("tenant", &t)).transpose()?,
         kind: opt(&r.kind).map(|k| kind("kind", &k)).transpose()?,
@@ -463,7 +475,7 @@ pub fn search_scope(r: &v1::SearchRequest) -> Result<SearchScope, CommandError> 
         tags: r.tags.clone(),
         owner: opt(&r.owner),
         status: None,
-        properties: Vec::new(),
+        properties: property_filters(&r.property_filters)?,
         include_deleted: r.include_deleted,
     };
     Ok(SearchScope { filter, tenants, kinds })
@@ -699,4 +711,52 @@ pub fn proof_bundle(r: &v1::GetInclusionProofReply) -> Result<metamesh_audit::Pr
         r.hashes.iter().enumerate().map(|(i, h)| hash32(&format!("hashes[{i}]"), h)).collect::<Result<Vec<_>, _>>()?;
     let proof = metamesh_audit::InclusionProof { seq: record.seq, size: r.tree_size, path };
     Ok(metamesh_audit::ProofBundle { record, checkpoint, proof })
+}
+
+/// An outbox entry as sent to the shard owning its other end.
+pub fn remote_ref_to_wire(r: &metamesh_core::command::RemoteRef) -> v1::RemoteReference {
+    let e = &r.edge;
+    v1::RemoteReference {
+        id: r.id,
+        edge: Some(v1::EdgeSpec {
+            from_urn: e.from.entity.to_string(),
+            from_version: e.from.version,
+            to_urn: e.to.entity.to_string(),
+            to_version: e.to.version,
+            kind: e.kind.to_string(),
+            from_column: e.from_column.clone().unwrap_or_default(),
+            to_column: e.to_column.clone().unwrap_or_default(),
+            transformation: e.transformation.clone().unwrap_or_default(),
+        }),
+        removed: r.removed,
+        created_at_ms: e.created_at_ms,
+        created_by: e.created_by.clone(),
+    }
+}
+
+/// Delivered references, checked; an error names the element (`refs[3].edge`).
+pub fn remote_refs(refs: &[v1::RemoteReference]) -> Result<Vec<metamesh_core::command::RemoteRef>, CommandError> {
+    refs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let prefix = format!("refs[{i}]");
+            let wire = r.edge.as_ref().ok_or_else(|| CommandError::invalid(format!("{prefix}.edge"), "missing"))?;
+            let spec = edge_spec(wire).map_err(|err| in_element(&format!("{prefix}.edge"), err))?;
+            Ok(metamesh_core::command::RemoteRef {
+                id: r.id,
+                edge: Edge {
+                    from: spec.from,
+                    to: spec.to,
+                    kind: spec.kind,
+                    from_column: spec.from_column,
+                    to_column: spec.to_column,
+                    transformation: spec.transformation,
+                    revision: 0,
+                    created_at_ms: r.created_at_ms,
+                    created_by: r.created_by.clone(),
+                },
+                removed: r.removed,
+            })
+        })
+        .collect()
 }

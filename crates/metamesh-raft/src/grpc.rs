@@ -58,15 +58,19 @@ fn decode<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, Status> {
 type ReadIndexResult = Result<Option<LogId<u64>>, RaftError<u64, CheckIsLeaderError<u64, BasicNode>>>;
 
 /// How much work one AppendEntries carries at most, in commands: a 1,000-entity batch counts
-/// 1,000, any other entry 1. At least one entry is always sent. (Counted rather than measured:
+/// 1,000, a command carrying a payload (OpenLineage events, an MLMD request) one per KiB of
+/// it, any other entry 1. At least one entry is always sent. (Counted rather than measured:
 /// serializing entries once more to weigh them would eat into the heartbeat-long timeout.)
 const APPEND_BUDGET_COMMANDS: usize = 1_024;
 
 /// The weight of an entry against [`APPEND_BUDGET_COMMANDS`].
 fn weight(entry: &openraft::Entry<TypeConfig>) -> usize {
+    use metamesh_core::Command;
     match &entry.payload {
         openraft::EntryPayload::Normal(p) => match &p.command {
-            metamesh_core::Command::Batch { commands } => commands.len().max(1),
+            Command::Batch { commands } => commands.len().max(1),
+            Command::OpenLineage { events, .. } => (events.iter().map(String::len).sum::<usize>() / 1024).max(1),
+            Command::Mlmd { request, .. } => (request.len() / 1024).max(1),
             _ => 1,
         },
         _ => 1,

@@ -223,6 +223,7 @@ async fn main() {
         let start = urn(Kind::Dataset, (next() % half as u64) as usize);
         let req = metamesh_store::ExpandRequest {
             start: vec![start],
+            start_depths: vec![],
             direction: Direction::Downstream,
             kinds: vec![],
             max_depth: 10,

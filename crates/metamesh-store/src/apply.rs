@@ -122,14 +122,30 @@ impl Store {
         meta: Option<(String, String)>,
     ) -> Result<Vec<Applied>, StoreError> {
         let validators = self.validators.clone();
+        let creates = entries.iter().any(|(_, p)| creates_tenant(&p.command));
+        if creates {
+            self.forget_tenants();
+        }
         let done = self
             .writer
             .run(move |w| apply_entries(w, &validators, &entries, meta.as_ref().map(|(k, v)| (k.as_str(), v.as_str()))))
-            .await?;
+            .await;
+        if creates {
+            self.forget_tenants();
+        }
+        let done = done?;
         if !done.deltas.is_empty() {
             self.graph.write().expect("graph poisoned").apply(done.deltas);
         }
         Ok(done.applied)
+    }
+}
+
+fn creates_tenant(command: &Command) -> bool {
+    match command {
+        Command::CreateTenant { .. } => true,
+        Command::Batch { commands } => commands.iter().any(creates_tenant),
+        _ => false,
     }
 }
 
@@ -398,6 +414,12 @@ fn execute(ctx: &Ctx<'_>, conn: &Connection, command: &Command) -> Res<Outcome> 
         // The record itself is written with every applied command's (see `audit`).
         Command::Erase { urn, properties, documents } => entities::erase(ctx, conn, urn, properties, documents),
         Command::Audit(_) => Ok(Outcome::Audited),
+        Command::DeliverReferences { origin, refs } => lineage::deliver_references(ctx, conn, origin, refs),
+        Command::OutboxDelivered { ids } => lineage::outbox_delivered(conn, ids),
+        Command::Mlmd { tenant, rpc, request } => crate::mlmd::apply(ctx, conn, tenant, rpc, request),
+        Command::OpenLineage { tenant, events, foreign } => {
+            crate::openlineage::apply(ctx, conn, tenant, events, foreign)
+        }
         Command::AuditCheckpoint { checkpoint } => {
             let cp: metamesh_audit::Checkpoint = serde_json::from_value(checkpoint.clone())
                 .map_err(|e| CommandError::invalid("checkpoint", format!("not a checkpoint: {e}")))?;

@@ -68,8 +68,52 @@ fn changes_of(command: &Command, out: &mut Vec<(&'static str, String, String)>) 
             // Which fields, never their values.
             format!("{urn}#erase=properties:{};documents:{}", properties.join(","), documents.join(",")),
         )),
-        Command::Audit(_) | Command::AuditCheckpoint { .. } => {}
+        // A delivered reference is a change of this shard's lineage, recorded in its log; the
+        // outbox's own bookkeeping is not metadata and is not recorded.
+        Command::DeliverReferences { refs, .. } => out.extend(refs.iter().map(|r| {
+            let verb = if r.removed { "lineage.reference_removed" } else { "lineage.reference" };
+            (verb, r.target().entity.tenant().to_string(), format!("{} -> {}", r.edge.from, r.edge.to))
+        })),
+        // An MLMD write: which RPC, in which tenant (the request itself is in the Raft log).
+        Command::Mlmd { tenant, rpc, .. } => {
+            out.push(("write", tenant.to_string(), format!("mm://{tenant}#mlmd={rpc}")))
+        }
+        // OpenLineage events: one record per job (or dataset, for a dataset event) they concern.
+        Command::OpenLineage { tenant, events, .. } => {
+            let mut about = std::collections::BTreeSet::new();
+            for names in events.iter().filter_map(|e| serde_json::from_str::<EventNames>(e).ok()) {
+                let urn = match (&names.job, &names.dataset) {
+                    (Some(j), _) => metamesh_core::openlineage::job_urn(tenant, &j.namespace, &j.name),
+                    (None, Some(d)) => metamesh_core::openlineage::dataset_urn(
+                        tenant,
+                        metamesh_core::Kind::Dataset,
+                        &d.namespace,
+                        &d.name,
+                    ),
+                    (None, None) => continue,
+                };
+                if let Ok(urn) = urn {
+                    about.insert(format!("{urn}#openlineage"));
+                }
+            }
+            out.extend(about.into_iter().map(|r| ("write", tenant.to_string(), r)));
+        }
+        Command::Audit(_) | Command::AuditCheckpoint { .. } | Command::OutboxDelivered { .. } => {}
     }
+}
+
+/// What the audit needs of an OpenLineage event: its job (or dataset); the rest of the text is
+/// skipped, not decoded.
+#[derive(serde::Deserialize)]
+struct EventNames {
+    job: Option<NameKey>,
+    dataset: Option<NameKey>,
+}
+
+#[derive(serde::Deserialize)]
+struct NameKey {
+    namespace: String,
+    name: String,
 }
 
 impl crate::Store {

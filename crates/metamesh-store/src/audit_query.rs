@@ -1,6 +1,6 @@
 //! Reading the shard's audit log (written by [`crate::audit`] in the apply transaction): listing
-//! records by filter, verifying the chain, and the signed checkpoints and inclusion proofs of
-//! `metamesh-audit`.
+//! records by filter, verifying the chain, and the signed checkpoints, inclusion proofs and
+//! consistency proofs of `metamesh-audit`.
 //!
 //! Each call opens its own read-only rusqlite connection on the state file, in tokio's blocking
 //! pool, and reads through the audit crate's functions; WAL lets it run beside the writer and it
@@ -12,7 +12,10 @@
 use std::path::PathBuf;
 
 use metamesh_audit::merkle::Frontier;
-use metamesh_audit::{AuditError, AuditRecord, Checkpoint, Decision, ProofBundle, ProofError, VerifyError};
+use metamesh_audit::{
+    AuditError, AuditRecord, Checkpoint, ConsistencyError, ConsistencyProof, Decision, ProofBundle, ProofError,
+    VerifyError,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
@@ -63,6 +66,25 @@ pub enum ProofRefusal {
     LogMismatch(String),
 }
 
+/// Why no consistency proof could be made (the request's fault or the log's state, not a store
+/// failure).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConsistencyRefusal {
+    #[error("old_size is 0: a consistency proof starts from a tree of at least one record")]
+    EmptyOld,
+    #[error("old_size {old_size} is larger than new_size {new_size}")]
+    OldLarger { old_size: u64, new_size: u64 },
+    #[error("new_size {new_size} is beyond the log, which holds {records} records")]
+    NewBeyondLog { new_size: u64, records: u64 },
+    #[error("old_size {old_size} is beyond the latest checkpoint, of {size} records")]
+    OldBeyondCheckpoint { old_size: u64, size: u64 },
+    #[error("the audit log has no signed checkpoint yet: pass new_size")]
+    NoCheckpoint,
+    /// The stored log does not reproduce a checkpoint: tampering or corruption.
+    #[error("{0}")]
+    LogMismatch(String),
+}
+
 impl Store {
     /// Up to `limit` records matching `filter` and `keep` with seq above `after_seq`, oldest
     /// first. `keep` sees each record's tenant (`None` for mesh-level records): the node passes
@@ -97,6 +119,17 @@ impl Store {
         size: Option<u64>,
     ) -> Result<Result<ProofBundle, ProofRefusal>, StoreError> {
         self.audit_read(move |conn| prove(conn, seq, size)).await
+    }
+
+    /// The RFC 6962 consistency proof from the tree of the first `old_size` records to the tree
+    /// of the first `new_size` (the latest checkpoint's size if `None`). Sizes need not be
+    /// checkpoints'; where one is, the log must reproduce its root.
+    pub async fn audit_consistency(
+        &self,
+        old_size: u64,
+        new_size: Option<u64>,
+    ) -> Result<Result<ConsistencyProof, ConsistencyRefusal>, StoreError> {
+        self.audit_read(move |conn| consistency(conn, old_size, new_size)).await
     }
 
     /// Runs `f` on a fresh read-only connection to the state file, in the blocking pool.
@@ -273,6 +306,46 @@ fn prove(conn: &Connection, seq: u64, size: Option<u64>) -> Result<Result<ProofB
         Err(AuditError::Proof(ProofError::NotCovered { seq, size })) => Ok(Err(ProofRefusal::NotCovered { seq, size })),
         Err(e @ AuditError::Proof(_)) | Err(e @ AuditError::Verify(_)) => {
             Ok(Err(ProofRefusal::LogMismatch(e.to_string())))
+        }
+        Err(e) => Err(audit_err(e)),
+    }
+}
+
+fn consistency(
+    conn: &Connection,
+    old_size: u64,
+    new_size: Option<u64>,
+) -> Result<Result<ConsistencyProof, ConsistencyRefusal>, StoreError> {
+    if old_size == 0 {
+        return Ok(Err(ConsistencyRefusal::EmptyOld));
+    }
+    let new_size = match new_size {
+        Some(new_size) if old_size > new_size => return Ok(Err(ConsistencyRefusal::OldLarger { old_size, new_size })),
+        Some(new_size) => {
+            let records = metamesh_audit::sqlite::load_chain(conn).map_err(audit_err)?.last_seq();
+            if new_size > records {
+                return Ok(Err(ConsistencyRefusal::NewBeyondLog { new_size, records }));
+            }
+            new_size
+        }
+        None => match metamesh_audit::sqlite::latest_checkpoint(conn).map_err(audit_err)? {
+            None => return Ok(Err(ConsistencyRefusal::NoCheckpoint)),
+            Some(cp) if old_size > cp.size => {
+                return Ok(Err(ConsistencyRefusal::OldBeyondCheckpoint { old_size, size: cp.size }))
+            }
+            Some(cp) => cp.size,
+        },
+    };
+    match metamesh_audit::sqlite::prove_consistency(conn, old_size, new_size) {
+        Ok(proof) => Ok(Ok(proof)),
+        // The log was read shorter than its head said (or than its latest checkpoint): the file
+        // changed under the read, or a checkpoint covers missing records.
+        Err(e @ AuditError::BeyondLog { .. })
+        | Err(e @ AuditError::CheckpointMismatch { .. })
+        | Err(e @ AuditError::Verify(_)) => Ok(Err(ConsistencyRefusal::LogMismatch(e.to_string()))),
+        Err(AuditError::Consistency(ConsistencyError::EmptyOld)) => Ok(Err(ConsistencyRefusal::EmptyOld)),
+        Err(AuditError::Consistency(ConsistencyError::OldLarger { old_size, new_size })) => {
+            Ok(Err(ConsistencyRefusal::OldLarger { old_size, new_size }))
         }
         Err(e) => Err(audit_err(e)),
     }

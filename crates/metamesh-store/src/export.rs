@@ -17,7 +17,19 @@ const TABLES: &[(&str, &str)] = &[
     ("documents", "entity_id, title, version"),
     ("edges", "id"),
     ("changes", "seq"),
+    ("mlmd_seq", "tenant, space"),
+    ("mlmd_type", "tenant, id"),
+    ("mlmd_node", "tenant, kind, id"),
+    ("mlmd_property", "tenant, kind, node_id, is_custom, name"),
+    ("mlmd_event", "tenant, id"),
+    ("mlmd_attribution", "tenant, context_id, artifact_id"),
+    ("mlmd_association", "tenant, context_id, execution_id"),
+    ("mlmd_parent_context", "tenant, child_id, parent_id"),
+    ("ol_events", "seq"),
 ];
+
+/// Columns holding encoded messages (MLMD's `proto`): dumped as hex, JSON holds no blobs.
+const BLOB_COLUMNS: &[&str] = &["proto", "digest"];
 
 impl Store {
     /// The dump: one line per row, `table<TAB>json array of the columns`.
@@ -28,6 +40,10 @@ impl Store {
                 .bind(*table)
                 .fetch_all(&self.readers)
                 .await?;
+            let columns: Vec<String> = columns
+                .into_iter()
+                .map(|c| if BLOB_COLUMNS.contains(&c.as_str()) { format!("hex({c})") } else { c })
+                .collect();
             let sql = format!("SELECT json_array({}) FROM {table} ORDER BY {order}", columns.join(", "));
             for row in sqlx::query(&sql).fetch_all(&self.readers).await? {
                 out.push_str(table);

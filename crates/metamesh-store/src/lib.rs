@@ -23,6 +23,8 @@ mod entities;
 pub mod export;
 mod graph;
 mod lineage;
+mod mlmd;
+pub mod openlineage;
 pub mod read;
 mod rows;
 mod schemas;
@@ -41,7 +43,7 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 pub use apply::Applied;
-pub use lineage::{ExpandRequest, Expansion};
+pub use lineage::{ExpandRequest, Expansion, OutboxEntry};
 pub use metamesh_core::schema::SchemaVersion;
 pub use read::{Page, SearchHit};
 
@@ -102,6 +104,9 @@ pub struct Store {
     validators: Arc<Validators>,
     /// The live lineage graph (see [`graph`]); written only after an apply commits.
     graph: std::sync::RwLock<graph::Graph>,
+    /// The owned tenants as last read, with a generation bumped by every apply that creates
+    /// one (a read that raced with it is not kept).
+    tenants: std::sync::Mutex<(u64, Option<Vec<metamesh_core::TenantId>>)>,
     path: PathBuf,
 }
 
@@ -128,6 +133,7 @@ impl Store {
             readers,
             validators: Arc::new(Mutex::new(HashMap::new())),
             graph: std::sync::RwLock::new(graph::Graph::default()),
+            tenants: std::sync::Mutex::new((0, None)),
             path,
         };
         store.load_graph().await?;

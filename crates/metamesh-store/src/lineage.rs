@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use metamesh_core::command::RemoteRef;
 use metamesh_core::query::AsOf;
 use metamesh_core::{CommandError, Direction, Edge, EdgeKind, EdgeSpec, EntityUrn, Outcome, TenantId, Urn};
 use rusqlite::{params, Connection};
@@ -25,10 +26,7 @@ fn resolve_end(ctx: &Ctx<'_>, conn: &Connection, urn: &Urn) -> Res<(i64, Option<
         };
         return Ok((id, Some(version)));
     }
-    let id: i64 = conn
-        .prepare_cached("INSERT INTO nodes (urn) VALUES (?1) ON CONFLICT (urn) DO UPDATE SET urn = ?1 RETURNING id")?
-        .query_row([urn.entity.to_string()], |r| r.get(0))?;
-    Ok((id, urn.version.map(|v| v as i64)))
+    Ok((intern(conn, &urn.entity)?, urn.version.map(|v| v as i64)))
 }
 
 pub(crate) fn add_edge(ctx: &Ctx<'_>, conn: &Connection, e: &EdgeSpec) -> Res<Outcome> {
@@ -43,7 +41,31 @@ pub(crate) fn add_edge(ctx: &Ctx<'_>, conn: &Connection, e: &EdgeSpec) -> Res<Ou
             return Err(CommandError::Cycle { kind: e.kind, path: urns }.into());
         }
     }
-    let inserted: Option<i64> = conn
+    let edge = Edge {
+        from: Urn { entity: e.from.entity.clone(), version: src_version.map(|v| v as u64) },
+        to: Urn { entity: e.to.entity.clone(), version: dst_version.map(|v| v as u64) },
+        kind: e.kind,
+        from_column: e.from_column.clone(),
+        to_column: e.to_column.clone(),
+        transformation: e.transformation.clone(),
+        revision: ctx.rev as u64,
+        created_at_ms: ctx.at_ms,
+        created_by: ctx.by.to_owned(),
+    };
+    let inserted = insert_edge(conn, src, dst, &edge)?;
+    let changed = inserted.is_some();
+    if let Some(id) = inserted {
+        queue_remote(ctx, conn, &edge, false)?;
+        ctx.graph.borrow_mut().push(Delta::Added(id, Box::new(edge)));
+        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_added")?;
+    }
+    Ok(Outcome::Edge { changed })
+}
+
+/// Inserts `e` (ends resolved to node ids `src` and `dst`, versions, revision, time and author
+/// as stored) unless the same live edge exists; returns the new row's id.
+fn insert_edge(conn: &Connection, src: i64, dst: i64, e: &Edge) -> Res<Option<i64>> {
+    Ok(conn
         .prepare_cached(
             "INSERT OR IGNORE INTO edges (src, src_urn, src_version, dst, dst_urn, dst_version, kind, src_column,
                                       dst_column, transformation, rev, until_rev, at_ms, by)
@@ -53,39 +75,116 @@ pub(crate) fn add_edge(ctx: &Ctx<'_>, conn: &Connection, e: &EdgeSpec) -> Res<Ou
             params![
                 src,
                 e.from.entity.to_string(),
-                src_version,
+                e.from.version.map(|v| v as i64),
                 dst,
                 e.to.entity.to_string(),
-                dst_version,
+                e.to.version.map(|v| v as i64),
                 e.kind.as_str(),
                 e.from_column.as_deref().unwrap_or(""),
                 e.to_column.as_deref().unwrap_or(""),
                 e.transformation.as_deref(),
-                ctx.rev,
-                ctx.at_ms,
-                ctx.by,
+                e.revision as i64,
+                e.created_at_ms,
+                e.created_by,
             ],
             |r| r.get(0),
         )?
         .next()
-        .transpose()?;
-    let changed = inserted.is_some();
-    if let Some(id) = inserted {
-        let edge = Edge {
-            from: Urn { entity: e.from.entity.clone(), version: src_version.map(|v| v as u64) },
-            to: Urn { entity: e.to.entity.clone(), version: dst_version.map(|v| v as u64) },
-            kind: e.kind,
-            from_column: e.from_column.clone(),
-            to_column: e.to_column.clone(),
-            transformation: e.transformation.clone(),
-            revision: ctx.rev as u64,
-            created_at_ms: ctx.at_ms,
-            created_by: ctx.by.to_owned(),
-        };
-        ctx.graph.borrow_mut().push(Delta::Added(id, Box::new(edge)));
-        record_change(ctx, conn, owner.as_str(), &e.from.entity.to_string(), "edge_added")?;
+        .transpose()?)
+}
+
+/// Queues `edge` in the outbox if one of its ends belongs to a tenant of another shard.
+fn queue_remote(ctx: &Ctx<'_>, conn: &Connection, edge: &Edge, removed: bool) -> Res<()> {
+    let Some(target) = [&edge.from, &edge.to].into_iter().map(|u| u.entity.tenant()).find(|t| !ctx.owns(t)) else {
+        return Ok(());
+    };
+    conn.prepare_cached("INSERT INTO outbox (target, rev, at_ms, removed, edge) VALUES (?, ?, ?, ?, ?)")?.execute(
+        params![target.as_str(), ctx.rev, ctx.at_ms, removed, serde_json::to_string(edge).expect("edges serialize")],
+    )?;
+    Ok(())
+}
+
+/// Applies references delivered from shard group `origin`'s outbox: each new one (by id) adds
+/// or tombstones the edge here, as its storing shard holds it. An end in a tenant this shard
+/// does not own is interned as a remote node, like any edge end.
+pub(crate) fn deliver_references(ctx: &Ctx<'_>, conn: &Connection, origin: &str, refs: &[RemoteRef]) -> Res<Outcome> {
+    let last: i64 = conn
+        .prepare_cached("SELECT last_id FROM inbox WHERE origin = ?")?
+        .query_map([origin], |r| r.get(0))?
+        .next()
+        .transpose()?
+        .unwrap_or(0);
+    let (mut applied, mut skipped, mut high) = (0u64, 0u64, last);
+    for r in refs {
+        if (r.id as i64) <= high {
+            skipped += 1;
+            continue;
+        }
+        high = r.id as i64;
+        applied += 1;
+        let target = r.target();
+        ctx.require_tenant(target.entity.tenant())?;
+        let e = &r.edge;
+        let src = intern(conn, &e.from.entity)?;
+        let dst = intern(conn, &e.to.entity)?;
+        let (src_version, dst_version) = (e.from.version.map(|v| v as i64), e.to.version.map(|v| v as i64));
+        let (src_column, dst_column) = (e.from_column.as_deref().unwrap_or(""), e.to_column.as_deref().unwrap_or(""));
+        if r.removed {
+            let removed: Vec<i64> = conn
+                .prepare_cached(
+                    "UPDATE edges SET until_rev = ?1
+                     WHERE until_rev IS NULL AND src = ?2 AND dst = ?3 AND kind = ?4 AND src_column = ?5
+                       AND dst_column = ?6 AND src_version IS ?7 AND dst_version IS ?8
+                     RETURNING id",
+                )?
+                .query_map(
+                    params![ctx.rev, src, dst, e.kind.as_str(), src_column, dst_column, src_version, dst_version],
+                    |r| r.get(0),
+                )?
+                .collect::<Result<_, _>>()?;
+            if !removed.is_empty() {
+                ctx.graph.borrow_mut().push(Delta::Removed(removed));
+                record_change(ctx, conn, target.entity.tenant().as_str(), &target.entity.to_string(), "edge_removed")?;
+            }
+            continue;
+        }
+        // A reference is dated as its origin wrote the edge, whenever it arrives: it takes
+        // this shard's last revision at or before that time, and reads as of a time also
+        // check the edge's own time (`as_of_time`), so that a walk as of a time sees the
+        // graph as the origin had it — never before the edge existed.
+        let dated: i64 = conn
+            .prepare_cached("SELECT ifnull(max(rev), 0) FROM revisions WHERE at_ms <= ?")?
+            .query_row([e.created_at_ms], |r| r.get(0))?;
+        let mut stored = e.clone();
+        stored.revision = dated.min(ctx.rev) as u64;
+        let inserted = insert_edge(conn, src, dst, &stored)?;
+        if let Some(id) = inserted {
+            ctx.graph.borrow_mut().push(Delta::Added(id, Box::new(stored)));
+            record_change(ctx, conn, target.entity.tenant().as_str(), &target.entity.to_string(), "edge_added")?;
+        }
     }
-    Ok(Outcome::Edge { changed })
+    if high > last {
+        conn.prepare_cached(
+            "INSERT INTO inbox (origin, last_id) VALUES (?1, ?2) ON CONFLICT (origin) DO UPDATE SET last_id = ?2",
+        )?
+        .execute(params![origin, high])?;
+    }
+    Ok(Outcome::References { applied, skipped })
+}
+
+/// Removes delivered entries from the outbox.
+pub(crate) fn outbox_delivered(conn: &Connection, ids: &[u64]) -> Res<Outcome> {
+    let removed = conn
+        .prepare_cached("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))")?
+        .execute([serde_json::to_string(ids).expect("ints serialize")])?;
+    Ok(Outcome::Delivered { removed: removed as u64 })
+}
+
+/// The node id of `urn`, interned if new.
+fn intern(conn: &Connection, urn: &EntityUrn) -> Res<i64> {
+    Ok(conn
+        .prepare_cached("INSERT INTO nodes (urn) VALUES (?1) ON CONFLICT (urn) DO UPDATE SET urn = ?1 RETURNING id")?
+        .query_row([urn.to_string()], |r| r.get(0))?)
 }
 
 /// Tombstones the live edges matching `e`; an end without a version matches any version.
@@ -98,7 +197,8 @@ pub(crate) fn remove_edge(ctx: &Ctx<'_>, conn: &Connection, e: &EdgeSpec) -> Res
          WHERE until_rev IS NULL AND kind = ?2 AND src_column = ?3 AND dst_column = ?4
            AND src = (SELECT id FROM nodes WHERE urn = ?5) AND (?6 IS NULL OR src_version = ?6)
            AND dst = (SELECT id FROM nodes WHERE urn = ?7) AND (?8 IS NULL OR dst_version = ?8)
-         RETURNING id",
+         RETURNING id, src_urn, src_version, dst_urn, dst_version, kind, src_column, dst_column, transformation,
+                   rev, at_ms, by",
         )?
         .query_map(
             params![
@@ -111,9 +211,30 @@ pub(crate) fn remove_edge(ctx: &Ctx<'_>, conn: &Connection, e: &EdgeSpec) -> Res
                 e.to.entity.to_string(),
                 e.to.version.map(|v| v as i64),
             ],
-            |r| r.get(0),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                ))
+            },
         )?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<EdgeRow>, _>>()?
+        .into_iter()
+        .map(|row| decode_edge(row).map_err(|e| CommandError::invalid("edge", e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|(id, edge)| queue_remote(ctx, conn, &edge, true).map(|()| id))
+        .collect::<Res<_>>()?;
     let changed = !removed.is_empty();
     if changed {
         ctx.graph.borrow_mut().push(Delta::Removed(removed));
@@ -170,6 +291,11 @@ fn find_path(conn: &Connection, from: i64, to: i64, kind: EdgeKind) -> Res<Optio
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExpandRequest {
     pub start: Vec<EntityUrn>,
+    /// The depth of each start node (parallel to `start`; empty = all 0): a router continuing a
+    /// walk sends a shard's whole frontier at once, each node at the depth it was reached.
+    /// `max_depth` bounds the absolute depth.
+    #[serde(default)]
+    pub start_depths: Vec<u32>,
     pub direction: Direction,
     pub kinds: Vec<EdgeKind>,
     pub max_depth: u32,
@@ -215,7 +341,55 @@ fn decode_edge(r: EdgeRow) -> Result<(i64, Edge), StoreError> {
     ))
 }
 
+/// Whether `e` existed at the as-of time, if the read is as of a time: a remote reference is
+/// dated by its origin's revision clock, not this shard's (see `deliver_references`).
+fn as_of_time(as_of: Option<AsOf>, e: &Edge) -> bool {
+    match as_of {
+        Some(AsOf::TimeMs(t)) => e.created_at_ms <= t,
+        _ => true,
+    }
+}
+
+/// An undelivered outbox entry: a reference for the shard owning `target`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub target: TenantId,
+    /// When the edge change was applied here (for the delivery lag).
+    pub at_ms: i64,
+    pub reference: RemoteRef,
+}
+
 impl Store {
+    /// The oldest undelivered outbox entries, in id order.
+    pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows: Vec<(i64, String, i64, bool, String)> =
+            sqlx::query_as("SELECT id, target, at_ms, removed, edge FROM outbox ORDER BY id LIMIT ?")
+                .bind(limit as i64)
+                .fetch_all(&self.readers)
+                .await?;
+        rows.into_iter()
+            .map(|(id, target, at_ms, removed, edge)| {
+                let corrupt = |w: &str| StoreError::Corrupt(format!("outbox entry {id}: bad {w}"));
+                Ok(OutboxEntry {
+                    target: TenantId::new(&target).map_err(|_| corrupt("target"))?,
+                    at_ms,
+                    reference: RemoteRef {
+                        id: id as u64,
+                        edge: serde_json::from_str(&edge).map_err(|_| corrupt("edge"))?,
+                        removed,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// How many outbox entries wait for delivery, and when the oldest was written.
+    pub async fn outbox_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        let (n, oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), min(at_ms) FROM outbox").fetch_one(&self.readers).await?;
+        Ok((n as u64, oldest))
+    }
+
     /// Every edge into and/or out of any node of `frontier`, live at the as-of point, in one
     /// query. Kinds empty means all. Edges are returned once each, ordered by their id.
     pub async fn edges_of(
@@ -227,7 +401,7 @@ impl Store {
     ) -> Result<Vec<Edge>, StoreError> {
         let rev = self.resolve_as_of(as_of).await?;
         let rows = self.edge_rows(frontier, direction, kinds, rev).await?;
-        Ok(rows.into_iter().map(|(_, e)| e).collect())
+        Ok(rows.into_iter().map(|(_, e)| e).filter(|e| as_of_time(as_of, e)).collect())
     }
 
     /// The current-state frontier from the in-memory graph, or, as of a revision, from SQLite.
@@ -295,7 +469,13 @@ impl Store {
         };
         let urns: Vec<String> = frontier.iter().map(|u| u.to_string()).collect();
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        Ok(self.sql_edge_rows(&urns, direction, &kinds, Some(rev)).await?.into_iter().map(|(_, e)| e).collect())
+        Ok(self
+            .sql_edge_rows(&urns, direction, &kinds, Some(rev))
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| as_of_time(as_of, e))
+            .collect())
     }
 
     /// The SQL frontier query. Node ids of the frontier are found once; edge ids are collected
@@ -346,19 +526,37 @@ impl Store {
         let mut out = Expansion::default();
         let mut depth_of: HashMap<EntityUrn, u32> = HashMap::new();
         let mut seen_edges = HashSet::new();
+        // Start nodes wait for the level of their depth (the shallowest first).
+        let mut starts: Vec<(u32, &EntityUrn)> =
+            req.start.iter().enumerate().map(|(i, s)| (req.start_depths.get(i).copied().unwrap_or(0), s)).collect();
+        starts.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
         let mut queue: Vec<EntityUrn> = Vec::new();
-        for s in &req.start {
-            if depth_of.insert(s.clone(), 0).is_none() {
-                out.nodes.push((s.clone(), 0));
-                queue.push(s.clone());
+        let mut depth = starts.last().map_or(0, |(d, _)| *d);
+        loop {
+            while starts.last().is_some_and(|(d, _)| *d <= depth) {
+                let (d, s) = starts.pop().expect("checked");
+                if !depth_of.contains_key(s) {
+                    depth_of.insert(s.clone(), d);
+                    out.nodes.push((s.clone(), d));
+                    queue.push(s.clone());
+                }
             }
-        }
-        let mut depth = 0;
-        while depth < req.max_depth && !queue.is_empty() {
+            if queue.is_empty() {
+                match starts.last() {
+                    Some((d, _)) => {
+                        depth = *d;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            if depth >= req.max_depth {
+                break;
+            }
             let frontier: Vec<EntityUrn> = queue.drain(..).filter(|u| local.contains(u.tenant())).collect();
             depth += 1;
             for (id, edge) in self.edge_rows(&frontier, req.direction, &req.kinds, rev).await? {
-                if !seen_edges.insert(id) {
+                if !as_of_time(req.as_of, &edge) || !seen_edges.insert(id) {
                     continue;
                 }
                 for end in [&edge.from.entity, &edge.to.entity] {

@@ -158,9 +158,32 @@ impl Store {
 
     /// Tenants this shard owns.
     pub async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let generation = {
+            let cached = self.tenants.lock().expect("tenants poisoned");
+            if let Some(list) = &cached.1 {
+                return Ok(list.clone());
+            }
+            cached.0
+        };
         let names: Vec<String> =
             sqlx::query_scalar("SELECT name FROM tenants ORDER BY name").fetch_all(&self.readers).await?;
-        names.iter().map(|n| TenantId::new(n).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+        let list: Vec<TenantId> = names
+            .iter()
+            .map(|n| TenantId::new(n).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        let mut cached = self.tenants.lock().expect("tenants poisoned");
+        // Kept only if no apply that creates a tenant started meanwhile.
+        if cached.0 == generation {
+            cached.1 = Some(list.clone());
+        }
+        Ok(list)
+    }
+
+    /// Drops the cached tenant list (an apply is creating one).
+    pub(crate) fn forget_tenants(&self) {
+        let mut cached = self.tenants.lock().expect("tenants poisoned");
+        cached.0 += 1;
+        cached.1 = None;
     }
 
     /// An entity: the version the URN names, else the current one (at `as_of`). A deleted
@@ -175,6 +198,34 @@ impl Store {
         let sql = format!("SELECT {ENTITY_COLUMNS} FROM {ENTITY_FROM} WHERE n.urn = ? AND {cond}");
         let row = sqlx::query(&sql).bind(urn.entity.to_string()).fetch_optional(&self.readers).await?;
         row.map(|r| rows::entity(&r).map(|(_, e)| e)).transpose()
+    }
+
+    /// The current (or as-of) versions of many entities in one query, keyed by URN; entities
+    /// that do not exist at that point are absent.
+    pub async fn get_entities(
+        &self,
+        urns: &[EntityUrn],
+        as_of: Option<AsOf>,
+    ) -> Result<std::collections::HashMap<EntityUrn, EntityVersion>, StoreError> {
+        if urns.is_empty() {
+            return Ok(Default::default());
+        }
+        let rev = self.resolve_as_of(as_of).await?;
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS} FROM {ENTITY_FROM} WHERE n.urn IN (SELECT value FROM json_each(?)) AND {}",
+            live("v", rev)
+        );
+        let texts: Vec<String> = urns.iter().map(|u| u.to_string()).collect();
+        let rows = sqlx::query(&sql)
+            .bind(serde_json::to_string(&texts).expect("strings serialize"))
+            .fetch_all(&self.readers)
+            .await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let (_, e) = rows::entity(r)?;
+            out.insert(e.urn.clone(), e);
+        }
+        Ok(out)
     }
 
     /// An entity read through a newer schema version of its type: the migrations of each later

@@ -285,7 +285,15 @@ async fn upstream(s: &TestStore, urn: &str, as_of: Option<AsOf>) -> Vec<String> 
 }
 
 fn expand_req(start: &[&str], direction: Direction, max_depth: u32, max_nodes: usize) -> ExpandRequest {
-    ExpandRequest { start: urns(start), direction, kinds: vec![], max_depth, max_nodes, as_of: None }
+    ExpandRequest {
+        start: urns(start),
+        start_depths: vec![],
+        direction,
+        kinds: vec![],
+        max_depth,
+        max_nodes,
+        as_of: None,
+    }
 }
 
 #[tokio::test]
@@ -332,6 +340,27 @@ async fn expand_walks_hops_up_to_the_depth() {
     // Depth 0 returns the start alone.
     let x = s.expand(&expand_req(&[MODEL], Direction::Both, 0, 100)).await.unwrap();
     assert_eq!((x.nodes.len(), x.edges.len()), (1, 0));
+
+    // Starts at depths of their own (a router continuing a walk): depths count from the same
+    // origin, a start keeps its depth even if reached later, and max_depth bounds the total.
+    let mut req = expand_req(&[TRAIN, RAW], Direction::Downstream, 4, 100);
+    req.start_depths = vec![1, 0];
+    let x = s.expand(&req).await.unwrap();
+    assert_eq!(
+        names(&x.nodes),
+        vec![
+            ("raw".into(), 0),
+            ("etl-1".into(), 1),
+            ("train-1".into(), 1),
+            ("churn".into(), 2),
+            ("clean".into(), 2),
+            ("prod".into(), 3),
+        ]
+    );
+    let mut req = expand_req(&[TRAIN], Direction::Downstream, 3, 100);
+    req.start_depths = vec![3];
+    let x = s.expand(&req).await.unwrap();
+    assert_eq!(names(&x.nodes), vec![("train-1".into(), 3)], "a start at max_depth is not expanded");
 }
 
 #[tokio::test]

@@ -31,8 +31,10 @@ pub struct TelemetryOptions {
     pub otlp_endpoint: Option<String>,
     /// The node's id, exported as the `metamesh.node.id` resource attribute.
     pub node_id: u64,
-    /// The node's shard group, exported as `metamesh.shard_group`.
+    /// The node's shard group, exported as `metamesh.shard_group` (`router/<id>` for a router).
     pub shard_group: String,
+    /// The exported `service.name`: [`SERVICE_NAME`] for nodes, `metamesh-router` for routers.
+    pub service_name: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +127,7 @@ pub fn init(options: &TelemetryOptions) -> Result<TelemetryGuard, TelemetryError
         .build()
         .map_err(|source| TelemetryError::Exporter { endpoint: endpoint.to_owned(), source })?;
     let resource = Resource::builder()
-        .with_service_name(SERVICE_NAME)
+        .with_service_name(options.service_name)
         .with_attributes([
             KeyValue::new("service.instance.id", format!("{}-{}", options.shard_group, options.node_id)),
             KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),

@@ -73,6 +73,8 @@ pub struct Metrics {
     learners: Gauge,
     matched: Family<PeerLabels, Gauge>,
     snapshot_size: Gauge,
+    outbox_pending: Gauge,
+    outbox_lag: Gauge,
     /// Where the snapshots are, once [`Metrics::watch_snapshots`] said so.
     snapshot_dir: Mutex<Option<PathBuf>>,
 }
@@ -131,6 +133,19 @@ impl Metrics {
             "On the leader only: index of the last entry each replica is known to hold",
             matched.clone(),
         );
+        let outbox_pending = Gauge::default();
+        registry.register(
+            "metamesh_outbox_pending",
+            "Cross-shard lineage references waiting in this shard's outbox",
+            outbox_pending.clone(),
+        );
+        let outbox_lag = Gauge::default();
+        registry.register_with_unit(
+            "metamesh_outbox_lag",
+            "Age of the oldest undelivered outbox entry: the delivery lag of cross-shard lineage; 0 when empty",
+            Unit::Other("milliseconds".into()),
+            outbox_lag.clone(),
+        );
         let snapshot_size = Gauge::default();
         registry.register_with_unit(
             "metamesh_raft_snapshot_size",
@@ -153,6 +168,8 @@ impl Metrics {
             learners,
             matched,
             snapshot_size,
+            outbox_pending,
+            outbox_lag,
             snapshot_dir: Mutex::new(None),
         }
     }
@@ -181,6 +198,12 @@ impl Metrics {
         for (node, matched) in &sample.matched {
             self.matched.get_or_create(&PeerLabels { node_id: node.to_string() }).set(index(*matched));
         }
+    }
+
+    /// Records the outbox backlog: entries waiting and the age of the oldest, in milliseconds.
+    pub fn record_outbox(&self, pending: u64, lag_ms: u64) {
+        self.outbox_pending.set(pending as i64);
+        self.outbox_lag.set(lag_ms as i64);
     }
 
     /// Makes every scrape report the size of the newest `*.sqlite` file in `dir`.

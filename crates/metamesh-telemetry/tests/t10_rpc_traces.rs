@@ -74,6 +74,7 @@ async fn rpc_spans_continue_the_callers_trace_and_reach_the_collector() {
         otlp_endpoint: Some(format!("http://{collector_addr}")),
         node_id: 7,
         shard_group: "t1".into(),
+        service_name: metamesh_telemetry::SERVICE_NAME,
     })
     .unwrap();
     assert!(guard.exporting());

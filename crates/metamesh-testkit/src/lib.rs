@@ -17,6 +17,7 @@
 //! ```
 
 pub mod api_node;
+pub mod mesh;
 pub mod policy;
 
 use std::collections::BTreeMap;

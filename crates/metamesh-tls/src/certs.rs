@@ -295,27 +295,44 @@ pub fn write_bundle(dir: &Path, ca: &MeshCa, name: &str, issued: &Issued) -> Res
 }
 
 /// Writes `contents` to `path`, owner-only when `secret`.
+///
+/// The file is written beside its destination and renamed over it, so a reader (a replica
+/// loading `ca.pem` while a client certificate is issued next to it) sees the old file or the
+/// new one, never a truncated one. A file that already holds `contents` is left alone.
 fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), TlsError> {
     let fail = |source| TlsError::Write { path: path.to_owned(), source };
+    if fs::read(path).is_ok_and(|old| old == contents.as_bytes()) {
+        // Unchanged; a key file still loses any wider permissions it was given.
+        #[cfg(unix)]
+        if secret {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        }
+        return Ok(());
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     if secret {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(fail)?;
-    // `mode` applies only to files it creates; a key file that already existed keeps its old
-    // permissions unless they are narrowed here, before the key is written.
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(fail)?;
-    }
     #[cfg(not(unix))]
     let _ = secret;
-    file.write_all(contents.as_bytes()).map_err(fail)?;
-    file.sync_all().map_err(fail)
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
 }
 
 /// Checks a SPIFFE trust domain: lowercase letters, digits, `.`, `-` and `_` only.

@@ -83,6 +83,22 @@ impl Credentials {
         Ok(Arc::new(config))
     }
 
+    /// A server config for HTTP clients: a client certificate is optional (callers without one
+    /// authenticate otherwise, by API key), but one that is presented must chain to the mesh
+    /// CA. Offers `h2` and `http/1.1`.
+    pub fn http_server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let provider = provider();
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone())
+            .allow_unauthenticated()
+            .build()?;
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = CLIENT_API_ALPN.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+
     /// A client config presenting our certificate and trusting only the mesh CA; offers `h2`.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
         let mut config = ClientConfig::builder_with_provider(provider())

@@ -60,6 +60,12 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A client known by other means than a certificate (an HTTP API key standing for
+    /// `principal`): always a client, never a node or router.
+    pub fn without_certificate(principal: &str) -> Identity {
+        Identity { principal: Principal(principal.to_owned()), role: PeerRole::Client }
+    }
+
     /// The SPIFFE trust domain, when the principal is a SPIFFE ID.
     pub fn trust_domain(&self) -> Option<&str> {
         let rest = self.principal.as_str().strip_prefix("spiffe://")?;

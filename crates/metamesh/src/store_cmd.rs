@@ -141,6 +141,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
             let start: EntityUrn = urn.parse()?;
             let req = ExpandRequest {
                 start: vec![start],
+                start_depths: vec![],
                 direction: direction.into(),
                 kinds: vec![],
                 max_depth: depth,

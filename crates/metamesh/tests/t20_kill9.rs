@@ -50,19 +50,27 @@ async fn count(group: &ProcessGroup, i: usize, b: usize, revision: u64) -> usize
     };
     let mut total = 0;
     let mut token = String::new();
+    // A restarted replica catches up from the leader's log: on a slow (debug-build, loaded)
+    // machine that takes longer than one read's 2 s wait, so a read not yet caught up is
+    // asked again, for up to a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let reply = client
-            .list_entities(ListEntitiesRequest {
-                tenant: "acme".into(),
-                tags: vec![format!("batch-{b}")],
-                consistency: Some(consistency),
-                page_size: 1000,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let request = ListEntitiesRequest {
+            tenant: "acme".into(),
+            tags: vec![format!("batch-{b}")],
+            consistency: Some(consistency),
+            page_size: 1000,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let reply = match client.list_entities(request).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(status) => panic!("node {} never served revision {revision}: {status}", i + 1),
+        };
         total += reply.entities.len();
         // A retried batch that had committed must not have been written twice.
         assert!(reply.entities.iter().all(|e| e.version == 1), "a batch was applied twice on node {}", i + 1);

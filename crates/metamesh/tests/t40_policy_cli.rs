@@ -46,7 +46,7 @@ fn the_repository_policy_checks_and_passes_its_tests() {
     let out = metamesh(&["policy", "check"], &repo_policies());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains(": ok: 4 files"), "{stdout}");
+    assert!(stdout.contains(": ok: 5 files"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("digest ") && l.len() == "digest ".len() + 64), "{stdout}");
     assert!(stderr.is_empty(), "no warnings expected: {stderr}");
 

@@ -1,5 +1,5 @@
 //! `meshctl audit`: the node's audit log (AuditService) — list, verify, checkpoint, prove,
-//! export — and `check-proof`, which needs no node.
+//! consistency, export — and `check-proof`, which needs no node.
 //!
 //! Records print in JSON as `metamesh-audit` serializes them (hashes in hex), the same objects
 //! as `export --format jsonl`. `prove` prints the `metamesh_audit::ProofBundle` JSON that
@@ -54,6 +54,21 @@ pub enum AuditCmd {
     },
     /// Check a proof printed by `prove`, offline, against the shard's public key.
     CheckProof(CheckProofArgs),
+    /// Print the consistency proof that the log of --old records is a prefix of the log of
+    /// --new (default: the latest checkpoint), and check it against the two signed checkpoints
+    /// of those sizes; exits 1 if it does not verify.
+    Consistency {
+        /// The older tree size (at least 1).
+        #[arg(long, value_name = "N")]
+        old: u64,
+        /// The newer tree size (default: the latest checkpoint's).
+        #[arg(long, value_name = "M")]
+        new: Option<u64>,
+        /// Check the checkpoints' signatures with the shard's public key (PEM); repeat for
+        /// rotated keys.
+        #[arg(long = "shard-key", value_name = "PEM")]
+        keys: Vec<PathBuf>,
+    },
     /// Write matching records to stdout as JSON lines or CSV.
     Export {
         #[command(flatten)]
@@ -196,6 +211,7 @@ pub async fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCmd::CheckProof(a) => check_proof(&a, ctx.output),
+        AuditCmd::Consistency { old, new, keys } => consistency(ctx, old, new, &keys).await,
         AuditCmd::Export { filter, format } => {
             let format = match format {
                 Format::Jsonl => v1::ExportFormat::Jsonl,
@@ -270,6 +286,88 @@ async fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<()> {
         eprintln!("stopped at --limit {}: more records may match (pass --all)", a.limit.unwrap_or(100));
     }
     Ok(())
+}
+
+/// `consistency`: the proof from the node, checked here against the checkpoints of its two
+/// sizes (their roots always; their signatures with --shard-key). A size without a checkpoint
+/// leaves the proof unchecked: said on stderr, and an error when --shard-key asks for a check.
+async fn consistency(ctx: &Ctx, old: u64, new: Option<u64>, key_paths: &[PathBuf]) -> anyhow::Result<()> {
+    let keys = load_keys(key_paths)?;
+    let mut client = ctx.audit().await?;
+    let request = v1::GetConsistencyProofRequest { shard: String::new(), old_size: old, new_size: new.unwrap_or(0) };
+    let reply = client.get_consistency_proof(request).await?.into_inner();
+    let proof = metamesh_audit::ConsistencyProof::from_slices(reply.old_size, reply.new_size, &reply.hashes)
+        .context("the node's proof is malformed")?;
+    let mut checkpoints = Vec::new();
+    for size in [proof.old_size, proof.new_size] {
+        let request = v1::GetCheckpointRequest { shard: String::new(), tree_size: Some(size) };
+        checkpoints.push(match client.get_checkpoint(request).await {
+            Ok(reply) => Some(convert::checkpoint("checkpoint", &reply.into_inner())?),
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => None,
+            Err(s) => return Err(s.into()),
+        });
+    }
+    let (old_cp, new_cp) = (checkpoints[0].take(), checkpoints[1].take());
+    // None: not checked (a size without a checkpoint).
+    let outcome = match (&old_cp, &new_cp) {
+        (Some(o), Some(n)) if keys.is_empty() => Some(proof.verify(&o.root, &n.root)),
+        (Some(o), Some(n)) => Some(metamesh_audit::check_consistency(o, n, &proof, &keys)),
+        _ => None,
+    };
+    let missing: Vec<String> = [(&old_cp, proof.old_size), (&new_cp, proof.new_size)]
+        .iter()
+        .filter(|(cp, _)| cp.is_none())
+        .map(|(_, size)| size.to_string())
+        .collect();
+    let verdict = match &outcome {
+        None => format!("not checked: no checkpoint of size {}", missing.join(" or ")),
+        Some(Err(e)) => format!("DOES NOT VERIFY: {e}"),
+        Some(Ok(())) if keys.is_empty() => "ok (roots; signatures not checked: pass --shard-key)".to_owned(),
+        Some(Ok(())) => "ok (roots and signatures)".to_owned(),
+    };
+    match ctx.output {
+        Output::Json => output::print_json(&json!({
+            "proof": serde_json::to_value(&proof)?,
+            "old_checkpoint": old_cp,
+            "new_checkpoint": new_cp,
+            "verified": outcome.as_ref().map(|o| o.is_ok()),
+            "signatures_checked": outcome.is_some() && !keys.is_empty(),
+            "reason": outcome.as_ref().and_then(|o| o.as_ref().err()).map(|e| e.to_string()),
+        })),
+        Output::Table => {
+            let root = |cp: &Option<metamesh_audit::Checkpoint>| {
+                cp.as_ref().map_or("(no checkpoint)".into(), |c| hex(&c.root))
+            };
+            let hashes = if proof.hashes.is_empty() {
+                "(none: equal sizes)".to_owned()
+            } else {
+                proof.hashes.iter().map(|h| hex(h)).collect::<Vec<_>>().join("\n")
+            };
+            output::print_table(&output::record(vec![
+                ("old size", proof.old_size.to_string()),
+                ("old root", root(&old_cp)),
+                ("new size", proof.new_size.to_string()),
+                ("new root", root(&new_cp)),
+                ("proof", hashes),
+                ("verified", verdict.clone()),
+            ]));
+        }
+    }
+    match outcome {
+        Some(Err(e)) => {
+            anyhow::bail!(
+                "the consistency proof from {} to {} records does not verify: {e}",
+                proof.old_size,
+                proof.new_size
+            )
+        }
+        None if !keys.is_empty() => anyhow::bail!("cannot check the proof with --shard-key: {verdict}"),
+        None => {
+            eprintln!("{verdict}");
+            Ok(())
+        }
+        Some(Ok(())) => Ok(()),
+    }
 }
 
 /// Checks the signature of the latest checkpoint (if there is one) with `keys`.

@@ -98,6 +98,9 @@ pub struct LineageArgs {
     /// Walk the graph as of this time: RFC 3339 or milliseconds since the epoch.
     #[arg(long, value_parser = input::time_ms)]
     pub as_of_time: Option<i64>,
+    /// Through a router: walk a shard group as of its own revision (`GROUP=REVISION`; repeat).
+    #[arg(long = "shard-revision", value_parser = shard_revision, value_name = "GROUP=REVISION")]
+    pub shard_revisions: Vec<(String, u64)>,
 }
 
 pub async fn edge(ctx: &Ctx, cmd: EdgeCmd) -> anyhow::Result<()> {
@@ -146,6 +149,8 @@ pub async fn lineage(ctx: &Ctx, a: LineageArgs) -> anyhow::Result<()> {
         kinds: a.kinds,
         as_of: input::as_of(a.as_of_revision, a.as_of_time),
         consistency: ctx.consistency(),
+        shard_revisions: a.shard_revisions.into_iter().collect(),
+        start_depths: Vec::new(),
     };
     let x = ctx.lineage().await?.expand(request).await?.into_inner();
     match ctx.output {
@@ -209,4 +214,14 @@ fn print_edges(edges: &[v1::Edge]) {
             ]
         }),
     ));
+}
+
+/// `GROUP=REVISION`.
+fn shard_revision(text: &str) -> Result<(String, u64), String> {
+    let (group, rev) = text.split_once('=').ok_or_else(|| format!("expected GROUP=REVISION, found {text:?}"))?;
+    let rev = rev.parse().map_err(|_| format!("{rev:?} is not a revision (a whole number)"))?;
+    if group.is_empty() {
+        return Err("the group is empty".into());
+    }
+    Ok((group.to_owned(), rev))
 }

@@ -185,14 +185,16 @@ impl AdminService for NodeApi {
                 (false, "cannot read the store".to_owned())
             }
         };
+        let (outbox_pending, oldest) = self.local_store().outbox_backlog().await.map_err(status::store)?;
+        let outbox_lag_ms = oldest.map_or(0, |at| (crate::api::now_ms() - at).max(0) as u64);
         Ok(Response::new(v1::HealthReply {
             serving: raft_ok && store_ok,
             components: vec![
                 v1::ComponentHealth { name: "raft".into(), ok: raft_ok, detail: raft_detail },
                 v1::ComponentHealth { name: "store".into(), ok: store_ok, detail: store_detail },
             ],
-            outbox_pending: 0,
-            outbox_lag_ms: 0,
+            outbox_pending,
+            outbox_lag_ms,
             policy_digest: String::new(),
         }))
     }

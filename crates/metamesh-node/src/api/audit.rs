@@ -9,6 +9,11 @@
 //! it (NOT_FOUND when the caller may not even discover the tenant, PERMISSION_DENIED otherwise);
 //! with no tenant filter, a caller who may audit nothing gets an empty listing.
 //!
+//! GetConsistencyProof proves that the tree of `old_size` records is a prefix of the tree of
+//! `new_size` (0 = the latest checkpoint's size): `old_size` 0 or above `new_size` is
+//! INVALID_ARGUMENT, a size past the log (or, with `new_size` 0, past the latest checkpoint)
+//! OUT_OF_RANGE, no checkpoint yet with `new_size` 0 FAILED_PRECONDITION; each names the field.
+//!
 //! Reads are linearizable (through the leader's read index): a record a client just caused is
 //! listed. A node serves only its own shard group's log; a `shard` other than its own matches
 //! nothing (listings) or is NOT_FOUND (the single-log RPCs).
@@ -21,7 +26,7 @@ use metamesh_policy::{Action, Resource};
 use metamesh_proto::convert;
 use metamesh_proto::v1;
 use metamesh_proto::v1::audit_service_server::AuditService;
-use metamesh_store::audit_query::{AuditFilter, ProofRefusal};
+use metamesh_store::audit_query::{AuditFilter, ConsistencyRefusal, ProofRefusal};
 use metamesh_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio_stream::Stream;
@@ -155,16 +160,62 @@ impl AuditService for NodeApi {
         }
     }
 
+    /// A router's decision, recorded under the principal it was about: the router's own
+    /// principal is the peer (only routers reach this handler, see `authz`).
+    async fn record_event(
+        &self,
+        request: Request<v1::RecordEventRequest>,
+    ) -> Result<Response<v1::RecordEventReply>, Status> {
+        let router = self.caller(&request)?;
+        let r = request.into_inner();
+        let principal = r.principal.trim();
+        if principal.is_empty() || principal.len() > metamesh_core::limits::MAX_SHORT_BYTES {
+            return Err(status::invalid("principal", "must be 1 to 256 bytes"));
+        }
+        let tenant = match r.tenant.as_str() {
+            "" => None,
+            t => Some(convert::tenant_id("tenant", t).map_err(status::refused)?),
+        };
+        let event = metamesh_core::command::AuditEvent {
+            action: r.action,
+            tenant,
+            resource: r.resource,
+            allowed: r.allowed,
+            count: r.count.max(1),
+        };
+        let caller = crate::api::caller::Caller {
+            principal: principal.to_owned(),
+            peer: router.peer,
+            forwarded: true,
+            policy_digest: Some(r.policy_digest),
+        };
+        let done = self.propose(&caller, "", metamesh_core::Command::Audit(event)).await?;
+        Ok(Response::new(v1::RecordEventReply { revision: done.revision }))
+    }
+
     async fn get_consistency_proof(
         &self,
         request: Request<v1::GetConsistencyProofRequest>,
     ) -> Result<Response<v1::GetConsistencyProofReply>, Status> {
         authz::authorized(&request)?;
-        Err(status::unimplemented(
-            "GetConsistencyProof",
-            "metamesh-audit builds inclusion proofs only; until it builds RFC 6962 consistency proofs, \
-             check that a log only grew with Verify (every stored checkpoint's root is recomputed)",
-        ))
+        let r = request.into_inner();
+        self.own_shard(&r.shard)?;
+        if r.old_size == 0 {
+            return Err(status::invalid("old_size", "a consistency proof starts from a tree of at least one record"));
+        }
+        let new_size = (r.new_size > 0).then_some(r.new_size);
+        if new_size.is_some_and(|new| r.old_size > new) {
+            return Err(status::invalid("old_size", format!("{} is larger than new_size {}", r.old_size, r.new_size)));
+        }
+        let store = self.store(None).await?;
+        match store.audit_consistency(r.old_size, new_size).await.map_err(status::store)? {
+            Ok(proof) => Ok(Response::new(v1::GetConsistencyProofReply {
+                old_size: proof.old_size,
+                new_size: proof.new_size,
+                hashes: proof.hashes.iter().map(|h| h.to_vec()).collect(),
+            })),
+            Err(refusal) => Err(consistency_refusal(refusal)),
+        }
     }
 
     async fn export(&self, request: Request<v1::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
@@ -269,6 +320,29 @@ fn proof_refusal(refusal: ProofRefusal) -> Status {
             Status::data_loss(format!("the audit log does not match its checkpoint ({message}); run Verify"))
         }
     }
+}
+
+fn consistency_refusal(refusal: ConsistencyRefusal) -> Status {
+    let message = refusal.to_string();
+    match refusal {
+        ConsistencyRefusal::EmptyOld | ConsistencyRefusal::OldLarger { .. } => status::invalid("old_size", message),
+        ConsistencyRefusal::NewBeyondLog { .. } => out_of_range("new_size", message),
+        ConsistencyRefusal::OldBeyondCheckpoint { .. } => out_of_range("old_size", message),
+        ConsistencyRefusal::NoCheckpoint => status::with_field(Code::FailedPrecondition, "new_size", message),
+        ConsistencyRefusal::LogMismatch(_) => {
+            tracing::error!(error = %message, "a consistency proof does not match the stored log");
+            Status::data_loss(format!("the audit log does not match its checkpoints ({message}); run Verify"))
+        }
+    }
+}
+
+/// OUT_OF_RANGE naming `field`: a size past what the log holds now (it may hold it later).
+/// Built here rather than with [`status::with_field`], which names only a few codes in its
+/// `ErrorDetails`.
+fn out_of_range(field: &str, message: String) -> Status {
+    use prost::Message as _;
+    let detail = v1::ErrorDetail { code: "out_of_range".into(), field: field.into(), message: message.clone() };
+    Status::with_details(Code::OutOfRange, message, v1::ErrorDetails { errors: vec![detail] }.encode_to_vec().into())
 }
 
 /// Streams the records `filter` matches and the caller may see, [`EXPORT_CHUNK`] per chunk.

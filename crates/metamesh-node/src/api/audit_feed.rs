@@ -40,8 +40,21 @@ pub struct AuditFeed {
 impl AuditFeed {
     /// Starts the proposing task for `replica`; it ends when every feed is dropped.
     pub fn start(replica: Arc<Replica>) -> (AuditFeed, tokio::task::JoinHandle<()>) {
+        AuditFeed::start_with(move |draft| {
+            let replica = replica.clone();
+            async move { propose(&replica, draft).await }
+        })
+    }
+
+    /// Starts a task that hands each event, once coalesced, to `send` (one at a time, in order):
+    /// how a router records its refusals in the shard they concern.
+    pub fn start_with<F, Fut>(send: F) -> (AuditFeed, tokio::task::JoinHandle<()>)
+    where
+        F: Fn(Draft) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(replica, rx));
+        let task = tokio::spawn(run(send, rx));
         (AuditFeed { tx, dropped: Arc::new(AtomicU64::new(0)) }, task)
     }
 
@@ -59,7 +72,11 @@ impl AuditFeed {
     }
 }
 
-async fn run(replica: Arc<Replica>, mut rx: mpsc::Receiver<Draft>) {
+async fn run<F, Fut>(send: F, mut rx: mpsc::Receiver<Draft>)
+where
+    F: Fn(Draft) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut coalescer = DenialCoalescer::new(WINDOW.as_millis() as i64, MAX_KEYS);
     let mut tick = tokio::time::interval(WINDOW / 4);
     loop {
@@ -68,7 +85,7 @@ async fn run(replica: Arc<Replica>, mut rx: mpsc::Receiver<Draft>) {
                 Some(draft) => coalescer.offer(draft),
                 None => {
                     for draft in coalescer.flush() {
-                        propose(&replica, draft).await;
+                        send(draft).await;
                     }
                     return;
                 }
@@ -76,7 +93,7 @@ async fn run(replica: Arc<Replica>, mut rx: mpsc::Receiver<Draft>) {
             _ = tick.tick() => coalescer.tick(crate::api::now_ms()),
         };
         for draft in ready {
-            propose(&replica, draft).await;
+            send(draft).await;
         }
     }
 }

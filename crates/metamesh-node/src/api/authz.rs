@@ -42,6 +42,9 @@ pub struct Authorized {
     pub caller: Caller,
     /// The policy the request was checked against (one snapshot for the whole request).
     pub policy: Arc<PolicySet>,
+    /// The tenants the request's resources belong to, in request order (for an edge, the
+    /// tenant that stores it): where a router sends it.
+    pub tenants: Vec<TenantId>,
 }
 
 impl Authorized {
@@ -67,9 +70,21 @@ pub fn authorized<T>(request: &tonic::Request<T>) -> Result<Authorized, Status> 
 /// What a caller who may only discover `e` sees of it: its URN (tenant, kind, name), whether it
 /// is deleted, its version and revision — no type, properties, tags, people or text.
 pub fn redact(e: &metamesh_core::EntityVersion) -> metamesh_core::EntityVersion {
+    discoverable(e.urn.clone(), e.version, e.deleted, e.created_at_ms, e.updated_at_ms, e.revision)
+}
+
+/// The entity version made of what discovery shows and nothing else (see [`redact`]).
+pub fn discoverable(
+    urn: EntityUrn,
+    version: u64,
+    deleted: bool,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+    revision: u64,
+) -> metamesh_core::EntityVersion {
     metamesh_core::EntityVersion {
-        urn: e.urn.clone(),
-        version: e.version,
+        urn,
+        version,
         type_name: None,
         schema_version: None,
         properties: serde_json::Value::Object(Default::default()),
@@ -77,12 +92,12 @@ pub fn redact(e: &metamesh_core::EntityVersion) -> metamesh_core::EntityVersion 
         owner: None,
         status: None,
         description: None,
-        deleted: e.deleted,
-        created_at_ms: e.created_at_ms,
+        deleted,
+        created_at_ms,
         created_by: String::new(),
-        updated_at_ms: e.updated_at_ms,
+        updated_at_ms,
         updated_by: String::new(),
-        revision: e.revision,
+        revision,
     }
 }
 
@@ -120,7 +135,21 @@ pub enum Target {
     Tenants(&'static str),
     /// Any authenticated caller; the handler filters every result.
     Filtered,
+    /// Replicas of the mesh only (a node certificate, calling for itself): internal RPCs.
+    Replicas,
+    /// Routers only, calling as themselves: internal RPCs.
+    Routers,
+    /// The caller's home tenant (MLMD, whose requests name none): the tenant in the
+    /// [`TENANT_HEADER`] if the request has one, else the one tenant the policy lets the caller
+    /// write in (or, failing that, read) — see `PolicySet::home_tenants`.
+    HomeTenant,
 }
+
+/// Metadata naming the tenant of a request whose messages name none (MLMD).
+pub const TENANT_HEADER: &str = "x-metamesh-tenant";
+
+/// The gRPC path prefix of Google's MLMD service.
+pub const MLMD_PREFIX: &str = "/ml_metadata.MetadataStoreService/";
 
 /// The action an RPC needs, and on what.
 #[derive(Clone, Copy, Debug)]
@@ -159,7 +188,12 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/metamesh.v1.LineageService/AddEdges", rule(Action::Link, Target::Edges("edges"))),
     ("/metamesh.v1.LineageService/RemoveEdges", rule(Action::Link, Target::Edges("edges"))),
     ("/metamesh.v1.LineageService/GetEdges", rule(Action::Read, Target::Urns("urns"))),
-    ("/metamesh.v1.LineageService/Expand", rule(Action::Read, Target::Urns("urns"))),
+    ("/metamesh.v1.LineageService/Expand", rule(Action::Discover, Target::Urns("urns"))),
+    ("/metamesh.v1.LineageService/DeliverReferences", Rule { action: None, target: Target::Replicas }),
+    // OpenLineage events of a tenant's jobs; `link` on each foreign input is checked by the
+    // handler (the datasets are in the events, not in fields the layer reads).
+    ("/metamesh.v1.LineageService/IngestOpenLineage", rule(Action::Write, Target::Tenant("tenant"))),
+    ("/metamesh.v1.LineageService/ListOpenLineageEvents", rule(Action::Read, Target::Tenant("tenant"))),
     ("/metamesh.v1.SchemaService/RegisterSchema", rule(Action::SchemaWrite, Target::Tenant("tenant"))),
     ("/metamesh.v1.SchemaService/GetSchema", rule(Action::SchemaRead, Target::Tenant("tenant"))),
     ("/metamesh.v1.SchemaService/ListSchemaVersions", rule(Action::SchemaRead, Target::Tenant("tenant"))),
@@ -181,10 +215,16 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/metamesh.v1.AuditService/GetCheckpoint", rule(Action::AuditRead, Target::Mesh)),
     ("/metamesh.v1.AuditService/GetInclusionProof", rule(Action::AuditRead, Target::Mesh)),
     ("/metamesh.v1.AuditService/GetConsistencyProof", rule(Action::AuditRead, Target::Mesh)),
+    ("/metamesh.v1.AuditService/RecordEvent", Rule { action: None, target: Target::Routers }),
 ];
 
 /// The rule of an RPC path, if it has one.
 pub fn rule_for(path: &str) -> Option<Rule> {
+    // MLMD: its writes are `Put*`, its reads `Get*`, all in the caller's home tenant.
+    if let Some(method) = path.strip_prefix(MLMD_PREFIX) {
+        let action = if method.starts_with("Put") { Action::Write } else { Action::Read };
+        return Some(rule(action, Target::HomeTenant));
+    }
     RULES.iter().find(|(p, _)| if p.ends_with('/') { path.starts_with(p) } else { path == *p }).map(|(_, r)| *r)
 }
 
@@ -203,7 +243,20 @@ struct Shared {
     pool: DescriptorPool,
     /// Where refusals and sensitive reads go to be recorded (through Raft); none in tests that
     /// do not look at the audit log.
-    audit: Option<AuditFeed>,
+    audit: Option<Arc<dyn AuditSink>>,
+}
+
+/// Where the layer's audit events go: a node's [`AuditFeed`] (through Raft), or a router's
+/// sink, which sends them to the shard of the tenant concerned.
+pub trait AuditSink: Send + Sync {
+    /// Takes `event` about `caller`; never waits.
+    fn record(&self, caller: &Caller, event: AuditEvent);
+}
+
+impl AuditSink for AuditFeed {
+    fn record(&self, caller: &Caller, event: AuditEvent) {
+        AuditFeed::record(self, caller, event)
+    }
 }
 
 impl AuthzLayer {
@@ -214,9 +267,12 @@ impl AuthzLayer {
     }
 
     /// Records refusals and sensitive reads through `feed`.
-    pub fn with_audit(self, feed: AuditFeed) -> AuthzLayer {
-        let shared =
-            Shared { authorizer: self.inner.authorizer.clone(), pool: self.inner.pool.clone(), audit: Some(feed) };
+    pub fn with_audit(self, feed: impl AuditSink + 'static) -> AuthzLayer {
+        let shared = Shared {
+            authorizer: self.inner.authorizer.clone(),
+            pool: self.inner.pool.clone(),
+            audit: Some(Arc::new(feed)),
+        };
         AuthzLayer { inner: Arc::new(shared) }
     }
 }
@@ -279,13 +335,40 @@ impl Shared {
         // The headers are lent to a metadata view and given back (no copy per request).
         let metadata = MetadataMap::from_headers(std::mem::take(&mut parts.headers));
         let authenticated = caller::authenticate_parts(&parts.extensions, &metadata);
+        let tenant_hint = metadata.get(TENANT_HEADER).map(|v| v.to_str().map(str::to_owned).map_err(|_| ()));
         parts.headers = metadata.into_headers();
         let mut caller = authenticated?;
         let policy = self.authorizer.snapshot();
         caller.policy_digest = Some(policy.digest().to_string());
-        let check = Check { policy: &policy, caller: &caller, path: &path, events: Default::default() };
+        let check = Check {
+            policy: &policy,
+            caller: &caller,
+            path: &path,
+            events: Default::default(),
+            tenants: Default::default(),
+        };
         let checked = match (rule.action, rule.target) {
+            (_, target @ (Target::Replicas | Target::Routers)) => {
+                let role = if matches!(target, Target::Replicas) {
+                    metamesh_tls::PeerRole::Node
+                } else {
+                    metamesh_tls::PeerRole::Router
+                };
+                if caller.peer.role == role && !caller.forwarded {
+                    Ok(http::Request::from_parts(parts, body))
+                } else {
+                    check.event(Action::AdminWrite, None, path.clone(), false);
+                    Err(Status::permission_denied(format!("{path} is internal to the mesh ({role:?} peers only)")))
+                }
+            }
             (None, _) | (_, Target::Public) | (_, Target::Filtered) => Ok(http::Request::from_parts(parts, body)),
+            (Some(action), Target::HomeTenant) => home_tenant(&check, tenant_hint)
+                .and_then(|tenant| {
+                    deny_unless(&check, action, &Resource::Tenant(&tenant), tenant.as_str())?;
+                    check.tenants.borrow_mut().push(tenant);
+                    Ok(())
+                })
+                .map(|()| http::Request::from_parts(parts, body)),
             (Some(action), Target::Mesh) => {
                 deny_unless(&check, action, &Resource::Mesh, "").map(|()| http::Request::from_parts(parts, body))
             }
@@ -303,7 +386,8 @@ impl Shared {
         }
         let checked = checked?;
         let (mut parts, body) = checked.into_parts();
-        parts.extensions.insert(Authorized { caller, policy });
+        let tenants = check.tenants.take();
+        parts.extensions.insert(Authorized { caller, policy, tenants });
         Ok(http::Request::from_parts(parts, body))
     }
 
@@ -349,10 +433,14 @@ async fn read_body(body: Body) -> Result<Bytes, Status> {
 fn check_message(check: &Check<'_>, action: Action, target: Target, message: &DynamicMessage) -> Result<(), Status> {
     let (policy, caller) = (check.policy, check.caller);
     match target {
-        Target::Public | Target::Filtered => Ok(()),
+        Target::Public | Target::Filtered | Target::Replicas | Target::Routers | Target::HomeTenant => Ok(()),
         Target::Mesh => deny_unless(check, action, &Resource::Mesh, ""),
         Target::Tenant(field) => match strings(message, field).first().map(|t| (TenantId::new(t), t.clone())) {
-            Some((Ok(tenant), text)) => deny_unless(check, action, &Resource::Tenant(&tenant), &text),
+            Some((Ok(tenant), text)) => {
+                deny_unless(check, action, &Resource::Tenant(&tenant), &text)?;
+                check.tenants.borrow_mut().push(tenant);
+                Ok(())
+            }
             // Missing or malformed: the handler refuses it as invalid.
             _ => Ok(()),
         },
@@ -360,6 +448,7 @@ fn check_message(check: &Check<'_>, action: Action, target: Target, message: &Dy
             for name in strings(message, field) {
                 if let Ok(tenant) = TenantId::new(&name) {
                     deny_unless(check, action, &Resource::Tenant(&tenant), &name)?;
+                    check.tenants.borrow_mut().push(tenant);
                 }
             }
             Ok(())
@@ -368,6 +457,7 @@ fn check_message(check: &Check<'_>, action: Action, target: Target, message: &Dy
             for text in strings(message, field) {
                 if let Ok(urn) = text.parse::<metamesh_core::Urn>() {
                     deny_unless(check, action, &Resource::Entity(&urn.entity), &text)?;
+                    check.tenants.borrow_mut().push(urn.entity.tenant().clone());
                 }
             }
             Ok(())
@@ -378,6 +468,7 @@ fn check_message(check: &Check<'_>, action: Action, target: Target, message: &Dy
                     strings(&edge, f).first().and_then(|t| t.parse::<metamesh_core::Urn>().ok().map(|u| (u, t.clone())))
                 };
                 if let (Some((from, from_text)), Some((to, to_text))) = (end("from_urn"), end("to_urn")) {
+                    check.tenants.borrow_mut().push(metamesh_core::command::edge_owner_of(&from, &to).clone());
                     let decision = policy.check_edge(&caller.principal, &from.entity, &to.entity);
                     if !decision.allowed {
                         check.event(action, None, format!("{} -> {}", from.entity, to.entity), false);
@@ -397,6 +488,29 @@ fn check_message(check: &Check<'_>, action: Action, target: Target, message: &Dy
     }
 }
 
+/// The tenant of a request that names none: the header's, or the caller's one home tenant.
+fn home_tenant(check: &Check<'_>, hint: Option<Result<String, ()>>) -> Result<TenantId, Status> {
+    match hint {
+        Some(Ok(text)) => TenantId::new(&text)
+            .map_err(|e| Status::invalid_argument(format!("invalid `{TENANT_HEADER}` metadata `{text}`: {e}"))),
+        Some(Err(_)) => Err(Status::invalid_argument(format!("invalid `{TENANT_HEADER}` metadata: not ASCII text"))),
+        None => {
+            let principal = &check.caller.principal;
+            let homes = check.policy.home_tenants(principal);
+            match homes.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => Err(Status::permission_denied(format!(
+                    "`{principal}` may neither write nor read in any tenant, so it has no home tenant"
+                ))),
+                several => Err(Status::failed_precondition(format!(
+                    "`{principal}` may write in tenants {}: send `{TENANT_HEADER}` metadata to choose one",
+                    several.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                ))),
+            }
+        }
+    }
+}
+
 /// One request's check: the policy snapshot, the caller, and the audit events it produces
 /// (refusals, and reads of resources the policy marks sensitive).
 struct Check<'a> {
@@ -404,6 +518,7 @@ struct Check<'a> {
     caller: &'a Caller,
     path: &'a str,
     events: std::cell::RefCell<Vec<AuditEvent>>,
+    tenants: std::cell::RefCell<Vec<TenantId>>,
 }
 
 impl Check<'_> {

@@ -157,6 +157,94 @@ impl LineageService for NodeApi {
         }))
     }
 
+    async fn ingest_open_lineage(
+        &self,
+        request: Request<v1::IngestOpenLineageRequest>,
+    ) -> Result<Response<v1::IngestOpenLineageReply>, Status> {
+        let authorized = authz::authorized(&request)?;
+        let r = request.into_inner();
+        let tenant = convert::tenant_id("tenant", &r.tenant).map_err(status::refused)?;
+        for (i, text) in r.events_json.iter().enumerate() {
+            metamesh_openlineage::parse_bytes(text.as_bytes())
+                .map_err(|e| status::invalid(&format!("events_json[{i}].{}", e.field), e.message))?;
+        }
+        let events = r.events_json;
+        let mut foreign = Vec::with_capacity(r.foreign.len());
+        for (i, f) in r.foreign.iter().enumerate() {
+            let owner = convert::tenant_id(&format!("foreign[{i}].tenant"), &f.tenant).map_err(status::refused)?;
+            // Reading another tenant's dataset into this tenant's lineage is a cross-tenant
+            // edge: `link` on the dataset, as for AddEdges.
+            let urn =
+                metamesh_core::openlineage::dataset_urn(&owner, metamesh_core::Kind::Dataset, &f.namespace, &f.name)
+                    .map_err(|e| status::invalid(&format!("foreign[{i}]"), e.to_string()))?;
+            let check = authorized.policy.check(
+                &authorized.caller.principal,
+                metamesh_policy::Action::Link,
+                &metamesh_policy::Resource::Entity(&urn),
+            );
+            if !check.allowed {
+                return Err(Status::permission_denied(format!(
+                    "`{}` may not link to datasets of tenant `{owner}` (input {}:{})",
+                    authorized.caller.principal, f.namespace, f.name
+                )));
+            }
+            foreign.push(metamesh_core::ForeignDataset {
+                namespace: f.namespace.clone(),
+                name: f.name.clone(),
+                tenant: owner,
+            });
+        }
+        let command = Command::OpenLineage { tenant, events, foreign };
+        let done = self.propose(&authorized.caller, &r.request_id, command).await?;
+        let Outcome::OpenLineage { stored } = done.outcome else {
+            return Err(status::internal(&format!("unexpected outcome {:?} of OpenLineage events", done.outcome)));
+        };
+        Ok(Response::new(v1::IngestOpenLineageReply { stored, revision: done.revision }))
+    }
+
+    async fn list_open_lineage_events(
+        &self,
+        request: Request<v1::ListOpenLineageEventsRequest>,
+    ) -> Result<Response<v1::ListOpenLineageEventsReply>, Status> {
+        let r = request.into_inner();
+        let tenant = convert::tenant_id("tenant", &r.tenant).map_err(status::refused)?;
+        let limit = limit("limit", r.limit, 100, 1000)?;
+        let store = self.store(r.consistency.as_ref()).await?;
+        let query = metamesh_store::openlineage::EventQuery {
+            tenant: tenant.to_string(),
+            after_ms: (r.after_ms != 0).then_some(r.after_ms),
+            before_ms: (r.before_ms != 0).then_some(r.before_ms),
+            run_id: (!r.run_id.is_empty()).then(|| r.run_id.clone()),
+            limit,
+            descending: r.descending,
+        };
+        let (events_json, total_count) = store.openlineage_events(&query).await.map_err(status::store)?;
+        Ok(Response::new(v1::ListOpenLineageEventsReply { events_json, total_count }))
+    }
+
+    async fn deliver_references(
+        &self,
+        request: Request<v1::DeliverReferencesRequest>,
+    ) -> Result<Response<v1::DeliverReferencesReply>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        if r.origin.is_empty() {
+            return Err(status::invalid("origin", "must name the sending shard group"));
+        }
+        if r.refs.is_empty() {
+            return Err(status::invalid("refs", "must not be empty"));
+        }
+        let refs = convert::remote_refs(&r.refs).map_err(status::refused)?;
+        // The request id makes a retried delivery of the same run of entries a no-op at the
+        // Raft level too (the inbox's high-water mark already makes it one in the store).
+        let request_id = format!("outbox:{}:{}-{}", r.origin, r.refs[0].id, r.refs[r.refs.len() - 1].id);
+        let done = self.propose(&caller, &request_id, Command::DeliverReferences { origin: r.origin, refs }).await?;
+        let Outcome::References { applied, skipped } = done.outcome else {
+            return Err(status::internal(&format!("unexpected outcome {:?} of a delivery", done.outcome)));
+        };
+        Ok(Response::new(v1::DeliverReferencesReply { applied, skipped, revision: done.revision }))
+    }
+
     async fn expand(&self, request: Request<v1::ExpandRequest>) -> Result<Response<v1::ExpandReply>, Status> {
         let authorized = authz::authorized(&request)?;
         let r = request.into_inner();
@@ -170,11 +258,23 @@ impl LineageService for NodeApi {
             .map(|(i, u)| convert::entity_urn_at(&format!("urns[{i}]"), u))
             .collect::<Result<Vec<_>, _>>()
             .map_err(status::refused)?;
+        let max_depth = limit("max_depth", r.max_depth, DEFAULT_DEPTH, MAX_DEPTH)?;
+        if !r.start_depths.is_empty() && r.start_depths.len() != r.urns.len() {
+            return Err(status::invalid(
+                "start_depths",
+                format!("{} depths for {} urns: give one per urn, or none", r.start_depths.len(), r.urns.len()),
+            ));
+        }
+        if let Some((i, d)) = r.start_depths.iter().enumerate().find(|(_, d)| **d > max_depth) {
+            let field = format!("start_depths[{i}]");
+            return Err(status::invalid(&field, format!("{d} is beyond max_depth {max_depth}")));
+        }
         let req = metamesh_store::ExpandRequest {
             start,
+            start_depths: r.start_depths.clone(),
             direction: convert::direction(r.direction).map_err(status::refused)?,
             kinds: convert::edge_kinds("kinds", &r.kinds).map_err(status::refused)?,
-            max_depth: limit("max_depth", r.max_depth, DEFAULT_DEPTH, MAX_DEPTH)?,
+            max_depth,
             max_nodes: limit("max_nodes", r.max_nodes, DEFAULT_NODES, MAX_NODES)? as usize,
             as_of: convert::as_of(r.as_of.as_ref()),
         };
@@ -184,7 +284,9 @@ impl LineageService for NodeApi {
         // The store walks in one call, so a spent budget leaves nothing but the start: it is
         // returned as partial, with the start as the frontier to continue from.
         let Ok(expansion) = tokio::time::timeout(budget, store.expand(&req)).await else {
-            let nodes: Vec<v1::LineageNode> = req.start.iter().map(|u| convert::lineage_node(u, 0, None)).collect();
+            let depth = |i: usize| req.start_depths.get(i).copied().unwrap_or(0);
+            let nodes: Vec<v1::LineageNode> =
+                req.start.iter().enumerate().map(|(i, u)| convert::lineage_node(u, depth(i), None)).collect();
             return Ok(Response::new(v1::ExpandReply {
                 nodes,
                 edges: Vec::new(),
@@ -198,30 +300,56 @@ impl LineageService for NodeApi {
             }));
         };
         let mut expansion = expansion.map_err(status::store)?;
+        // What the caller may see of each node, decided once per node (every edge end is a
+        // node of the answer).
+        let vis: HashMap<EntityUrn, Visibility> =
+            expansion.nodes.iter().map(|(u, _)| (u.clone(), authorized.visibility(u))).collect();
+        let sees = |u: &EntityUrn| vis.get(u).is_some_and(|v| *v != Visibility::Hidden);
+        let full = |u: &EntityUrn| vis.get(u) == Some(&Visibility::Full);
         // Nodes the caller may not know of are left out, with their edges; nodes it may only
-        // discover keep their URN but not their details.
-        expansion.nodes.retain(|(u, _)| authorized.sees(u));
-        expansion.edges.retain(|e| authorized.sees(&e.from.entity) && authorized.sees(&e.to.entity));
-        expansion.remote_frontier.retain(|u| authorized.sees(u));
-        // Type, status and deletion of the nodes this shard owns, as of the same point.
+        // discover keep their URN but not their details (placeholders).
+        let before = expansion.nodes.len();
+        expansion.nodes.retain(|(u, _)| sees(u));
+        let hidden = before - expansion.nodes.len();
+        expansion.edges.retain(|e| sees(&e.from.entity) && sees(&e.to.entity));
+        expansion.remote_frontier.retain(|u| sees(u));
+        // Type, status and deletion of the nodes this shard owns, as of the same point, in one
+        // query.
         let owned: HashSet<_> = store.tenants().await.map_err(status::store)?.into_iter().collect();
-        let mut entities = HashMap::new();
-        for (urn, _) in expansion.nodes.iter().filter(|(u, _)| owned.contains(u.tenant())) {
-            if authorized.visibility(urn) != Visibility::Full {
-                continue;
-            }
-            if let Some(e) = store.get_entity(&urn.clone().unversioned(), req.as_of).await.map_err(status::store)? {
-                entities.insert(urn.clone(), e);
-            }
-        }
-        Ok(Response::new(convert::expansion_to_wire(
+        let wanted: Vec<EntityUrn> = expansion
+            .nodes
+            .iter()
+            .filter(|(u, _)| owned.contains(u.tenant()) && full(u))
+            .map(|(u, _)| u.clone())
+            .collect();
+        let entities = store.get_entities(&wanted, req.as_of).await.map_err(status::store)?;
+        let mut reply = convert::expansion_to_wire(
             &expansion.nodes,
             &expansion.edges,
             &expansion.remote_frontier,
             expansion.truncated,
             &entities,
             &self.shard_group,
-        )))
+        );
+        for (edge, stored) in reply.edges.iter_mut().zip(&expansion.edges) {
+            if !full(&stored.from.entity) || !full(&stored.to.entity) {
+                blank_edge(edge);
+            }
+        }
+        for node in &mut reply.nodes {
+            node.placeholder =
+                node.urn.parse::<EntityUrn>().is_ok_and(|u| vis.get(&u) == Some(&Visibility::DiscoverOnly));
+        }
+        if hidden > 0 {
+            // How many, never which: the caller may not know they exist.
+            reply.partial = true;
+            reply.partial_reasons.push(convert::partial_reason(
+                "HIDDEN",
+                format!("{hidden} nodes are hidden by policy"),
+                &self.shard_group,
+            ));
+        }
+        Ok(Response::new(reply))
     }
 }
 
@@ -234,4 +362,11 @@ fn touches(u: &Urn, direction: Direction, e: &Edge) -> bool {
         Direction::Upstream => end(&e.to),
         Direction::Both => end(&e.from) || end(&e.to),
     }
+}
+
+/// Blanks what an edge says beyond its shape (how the downstream was computed, who wrote it):
+/// for edges with an end the caller may not read.
+pub fn blank_edge(edge: &mut v1::Edge) {
+    edge.transformation.clear();
+    edge.created_by.clear();
 }

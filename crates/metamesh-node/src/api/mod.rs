@@ -8,6 +8,8 @@ pub mod authz;
 pub mod caller;
 pub mod catalog;
 pub mod lineage;
+pub mod mlmd;
+pub mod outbox;
 pub mod page;
 pub mod schema;
 pub mod search;
@@ -55,7 +57,8 @@ pub fn services(api: Arc<NodeApi>) -> tonic::service::Routes {
         .add_service(SchemaServiceServer::from_arc(api.clone()))
         .add_service(WatchServiceServer::from_arc(api.clone()))
         .add_service(v1::audit_service_server::AuditServiceServer::from_arc(api.clone()))
-        .add_service(AdminServiceServer::from_arc(api))
+        .add_service(AdminServiceServer::from_arc(api.clone()))
+        .add_service(mlmd::service(api))
 }
 
 /// What a committed write produced.

@@ -56,6 +56,8 @@ impl SearchService for NodeApi {
         // index holds of its description, tags or documents.
         let words: Vec<String> =
             r.query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+        let filters_details =
+            !r.tags.is_empty() || !r.owner.is_empty() || !r.type_name.is_empty() || !r.property_filters.is_empty();
         let limit = page::size(r.page_size)?;
         let mut at: SearchToken = page::decode(&r.page_token)?.unwrap_or_default();
         let store = self.store(None).await?;
@@ -70,6 +72,9 @@ impl SearchService for NodeApi {
                 }
                 match authorized.visibility(&hit.entity.urn) {
                     Visibility::Full => hits.push(convert::search_hit_to_wire(&hit.entity, hit.score, &hit.snippet)),
+                    // A filter on what a discoverer may not see (tags, owner, type,
+                    // properties) must not tell it anything: its entities never match one.
+                    Visibility::DiscoverOnly if filters_details => continue,
                     Visibility::DiscoverOnly => {
                         let name = hit.entity.urn.name().to_lowercase();
                         if !words.iter().all(|w| name.contains(w.as_str())) {

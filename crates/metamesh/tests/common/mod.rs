@@ -118,7 +118,7 @@ impl ProcessGroup {
                  [tls]\nca = \"{c}/ca.pem\"\ncert = \"{c}/node-{id}.pem\"\nkey = \"{c}/node-{id}.key\"\n\
                  trust_domain = \"test.mesh\"\n\n\
                  [policy]\ndir = \"{policy}\"\n\n\
-                 [raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n\n{peers}",
+                 [raft]\nheartbeat_ms = 300\nelection_timeout_min_ms = 1200\nelection_timeout_max_ms = 2400\n\n{peers}",
                 data = dir.path().join(format!("data-{id}")).display(),
                 c = certs_dir.display(),
                 policy = policy_dir.display(),
@@ -166,4 +166,49 @@ impl ProcessGroup {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root")
+}
+
+/// The Python of the tests' venv (`$METAMESH_PYTHON`, else `target/py-venv` made by
+/// tests/python/setup.sh), checked to import `modules` (e.g. `ml_metadata`); fails saying what
+/// to do for the `what` tests when it is missing or lacks them.
+pub fn venv_python(modules: &str, what: &str) -> PathBuf {
+    let python = std::env::var_os("METAMESH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/py-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python for the {what} tests at {}: run tests/python/setup.sh (it creates target/py-venv with \
+         the clients of tests/python/requirements.txt), or set METAMESH_PYTHON",
+        python.display()
+    );
+    let probe = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+    assert!(
+        probe.status.success(),
+        "{} cannot import {modules}: run tests/python/setup.sh\n{}",
+        python.display(),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    python
+}
+
+/// A fresh directory `target/tmp/<suite>/<test>` for a test's outputs and logs, kept after it.
+pub fn out_dir(suite: &str, test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(suite).join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
