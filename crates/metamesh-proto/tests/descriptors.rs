@@ -39,12 +39,31 @@ fn expected_services() -> BTreeMap<&'static str, Vec<&'static str>> {
                 "EraseEntityData",
             ],
         ),
-        ("LineageService", vec!["AddEdges", "RemoveEdges", "GetEdges", "Expand"]),
+        (
+            "LineageService",
+            vec![
+                "AddEdges",
+                "RemoveEdges",
+                "GetEdges",
+                "Expand",
+                "DeliverReferences",
+                "IngestOpenLineage",
+                "ListOpenLineageEvents",
+            ],
+        ),
         ("SearchService", vec!["Search"]),
         ("SchemaService", vec!["RegisterSchema", "GetSchema", "ListSchemaVersions", "ListTypes", "CheckCompatibility"]),
         (
             "AuditService",
-            vec!["ListRecords", "Verify", "GetCheckpoint", "GetInclusionProof", "GetConsistencyProof", "Export"],
+            vec![
+                "ListRecords",
+                "Verify",
+                "GetCheckpoint",
+                "GetInclusionProof",
+                "GetConsistencyProof",
+                "Export",
+                "RecordEvent",
+            ],
         ),
         ("WatchService", vec!["Watch"]),
         (
