@@ -1,6 +1,6 @@
 //! OpenLineage events, checked the way Marquez accepts them, and Marquez node ids.
 //!
-//! Pure: no IO, no async, no clock. The HTTP endpoint (`POST /api/v1/lineage`) and the storage
+//! Pure: no IO (but [`workload::read_corpus`], for the benchmarks), no async, no clock. The HTTP endpoint (`POST /api/v1/lineage`) and the storage
 //! of events are built on top of this crate; everything they need to know about an event's
 //! shape is decided here, once.
 //!
@@ -87,12 +87,14 @@
 //! - `facets`: the facet helpers.
 //! - `node_id`: [`NodeId`].
 //! - `error`: [`EventError`].
+//! - [`workload`]: the events the benchmarks replay (corpus copies, chains of jobs).
 
 mod error;
 mod event;
 mod facets;
 mod node_id;
 mod timestamp;
+pub mod workload;
 
 pub use error::EventError;
 pub use event::{

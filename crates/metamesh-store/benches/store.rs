@@ -2,10 +2,13 @@
 //!
 //! `cargo bench -p metamesh-store --bench store` — scale with `METAMESH_BENCH_NODES`
 //! (default 100000 graph nodes); `METAMESH_BENCH_SMOKE=1` runs a small version in seconds;
-//! `METAMESH_BENCH_ONLY=single,batch,frontier` picks parts.
+//! `METAMESH_BENCH_ONLY=single,batch,openlineage,frontier` picks parts.
 //!
 //! - single: one `PutEntity` per revision (one transaction, one fsync each);
 //! - batch: `Batch` commands of 1,000 `PutEntity` each;
+//! - openlineage: `OpenLineage` commands as the router sends them (up to 500 events and
+//!   512 KiB each) of the corpus replayed (`METAMESH_BENCH_OL_EVENTS`, default 20,000): the
+//!   apply rate of one replica, which bounds the mesh's ingest rate;
 //! - frontier: `edges_of` for 1,000 random nodes of a lineage graph (runs reading two datasets
 //!   and writing one), both directions.
 
@@ -131,6 +134,10 @@ async fn main() {
         );
     }
 
+    if run("openlineage") {
+        openlineage(if smoke { 1_500 } else { env_usize("METAMESH_BENCH_OL_EVENTS", 20_000) }).await;
+    }
+
     if !run("frontier") {
         return;
     }
@@ -240,5 +247,46 @@ async fn main() {
         pct(&lat, 0.5).as_secs_f64() * 1e3,
         pct(&lat, 0.99).as_secs_f64() * 1e3,
         reached / rounds
+    );
+}
+
+/// Applies the OpenLineage workload (`metamesh_openlineage::workload`) to one store, in
+/// commands cut as the router cuts them.
+async fn openlineage(total: usize) {
+    use metamesh_openlineage::workload;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let corpus = workload::read_corpus(&root.join("tests/corpus/openlineage")).expect("the corpus");
+    let mut events: Vec<serde_json::Value> = (0..20).flat_map(|c| workload::chain(c, 25, |_| "bench".into())).collect();
+    let mut k = 0;
+    while events.len() < total {
+        events.extend(workload::corpus_copy(&corpus, k, 20));
+        k += 1;
+    }
+    events.truncate(total);
+    let texts: Vec<String> = events.iter().map(|e| serde_json::to_string(e).expect("JSON")).collect();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let mut commands = Vec::new();
+    let (mut part, mut size) = (Vec::new(), 0usize);
+    for text in texts {
+        if !part.is_empty() && (part.len() == 500 || size + text.len() > 512 * 1024) {
+            commands.push(std::mem::take(&mut part));
+            size = 0;
+        }
+        size += text.len();
+        part.push(text);
+    }
+    commands.push(part);
+    let n_commands = commands.len();
+    let tenant = TenantId::new("bench").unwrap();
+    let mut b = Bench::new(true).await;
+    let t = Instant::now();
+    for events in commands {
+        b.apply(Command::OpenLineage { tenant: tenant.clone(), events, foreign: Vec::new() }).await;
+    }
+    let el = t.elapsed();
+    println!(
+        "openlineage  {total} events in {n_commands} commands ({:.1} KiB/event)   {:>7.0} events/s",
+        bytes as f64 / total as f64 / 1024.0,
+        total as f64 / el.as_secs_f64()
     );
 }

@@ -43,6 +43,9 @@ pub(crate) struct Checked {
     exists: bool,
     version: u64,
     schema_version: Option<u32>,
+    /// Whether the current version is live with the same description and tags: the search
+    /// index (name, description, tags, documents) then stays as it is.
+    same_index_text: bool,
 }
 
 /// Writes a new version of each entity, all or nothing: the first refused spec refuses the
@@ -74,6 +77,10 @@ pub(crate) fn put(
     write(conn, rows)
 }
 
+/// What a put needs of an entity's current version: node id, version, deleted, description,
+/// tags (all null when the URN is new).
+type CurrentRow = (Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<String>);
+
 /// Checks each put against the current state, independently: one result per spec. Reads the
 /// state of all of them in one query; writes nothing (a refused put must leave no trace, not
 /// even an interned URN). The URNs must be distinct.
@@ -86,28 +93,32 @@ pub(crate) fn check(
     let urns: Vec<String> = specs.iter().map(|s| s.urn.to_string()).collect();
     let state: String = conn
         .prepare_cached(
-            "SELECT json_group_array(json_array(id, version)) FROM (
-                 SELECT n.id AS id, v.version AS version
+            "SELECT json_group_array(json_array(id, version, deleted, description, tags)) FROM (
+                 SELECT n.id AS id, v.version AS version, v.deleted AS deleted, v.description AS description,
+                        v.tags AS tags
                  FROM json_each(?) j
                  LEFT JOIN nodes n ON n.urn = j.value
                  LEFT JOIN versions v ON v.entity_id = n.id AND v.until_rev IS NULL
                  ORDER BY j.key)",
         )?
         .query_row([json(&urns)], |r| r.get(0))?;
-    let current: Vec<(Option<i64>, Option<i64>)> =
+    let current: Vec<CurrentRow> =
         serde_json::from_str(&state).map_err(|e| crate::StoreError::Corrupt(format!("entity state of a put: {e}")))?;
     if current.len() != specs.len() {
         return Err(crate::StoreError::Corrupt("entity state of a put: rows missing".into()).into());
     }
     let mut resolved: Resolved = HashMap::new();
     let mut out = Vec::with_capacity(specs.len());
-    for (spec, &(id, version)) in specs.iter().zip(&current) {
+    for (spec, (id, version, deleted, description, tags)) in specs.iter().zip(current) {
         let result = if !owns(spec.urn.tenant()) {
             Err(CommandError::UnknownTenant(spec.urn.tenant().clone()))
         } else {
             match check_spec(validators, conn, spec, version, &mut resolved) {
                 Ok((version_new, schema_version)) => {
-                    Ok(Checked { id, exists: version.is_some(), version: version_new, schema_version })
+                    let same_index_text = deleted == Some(0)
+                        && description == spec.description
+                        && tags.is_some_and(|t| t == json(&spec.tags));
+                    Ok(Checked { id, exists: version.is_some(), version: version_new, schema_version, same_index_text })
                 }
                 Err(crate::apply::Fail::Command(e)) => Err(e),
                 Err(store) => return Err(store),
@@ -140,12 +151,12 @@ pub(crate) fn write(conn: &Connection, rows: Vec<(&EntitySpec, Checked, Stamp<'_
 
     // Rows as JSON arrays of columns, serialized straight from tuples.
     let mut headers: Vec<(i64, &str, &str, &str, i64, i64, &str)> = Vec::new();
-    let mut versions = Vec::with_capacity(rows.len());
+    let mut versions: Vec<(i64, &Checked, &Stamp<'_>, &EntitySpec)> = Vec::with_capacity(rows.len());
+    let mut reindex = Vec::new();
     let mut closes: Vec<(i64, i64)> = Vec::new();
     let mut tags: Vec<(i64, u64, &str)> = Vec::new();
     let mut changes: Vec<(i64, &str, String)> = Vec::with_capacity(rows.len());
     let mut outcomes = Vec::with_capacity(rows.len());
-    let mut ids = Vec::with_capacity(rows.len());
     for (spec, c, stamp) in &rows {
         let urn = spec.urn.to_string();
         let id = match c.id {
@@ -167,25 +178,13 @@ pub(crate) fn write(conn: &Connection, rows: Vec<(&EntitySpec, Checked, Stamp<'_
                 stamp.by,
             ));
         }
-        let tag_list: Vec<&String> = spec.tags.iter().collect();
-        versions.push((
-            id,
-            c.version,
-            stamp.rev,
-            stamp.at_ms,
-            stamp.by,
-            spec.type_name.as_ref().map(|t| t.as_str()),
-            c.schema_version,
-            spec.properties.to_string(),
-            json(&tag_list),
-            spec.owner.as_deref(),
-            spec.status.as_deref(),
-            spec.description.as_deref(),
-        ));
+        versions.push((id, c, stamp, spec));
         tags.extend(spec.tags.iter().map(|t| (id, c.version, t.as_str())));
         outcomes.push(Outcome::Entity { urn: spec.urn.clone(), version: c.version });
         changes.push((stamp.rev, spec.urn.tenant().as_str(), urn));
-        ids.push(id);
+        if !c.same_index_text {
+            reindex.push(id);
+        }
     }
 
     if !headers.is_empty() {
@@ -202,21 +201,38 @@ pub(crate) fn write(conn: &Connection, rows: Vec<(&EntitySpec, Checked, Stamp<'_
         )?
         .execute([json(&closes)])?;
     }
-    conn.prepare_cached(
+    // One statement per row: properties can be large, and bound as they are they are copied
+    // once (through one JSON array they would be escaped, then parsed again).
+    let mut insert = conn.prepare_cached(
         "INSERT INTO versions (entity_id, version, rev, until_rev, at_ms, by, type_name, schema_version,
                                properties, tags, owner, status, description, deleted)
-         SELECT value->>0, value->>1, value->>2, NULL, value->>3, value->>4, value->>5, value->>6,
-                value->>7, value->>8, value->>9, value->>10, value->>11, 0
-         FROM json_each(?)",
-    )?
-    .execute([json(&versions)])?;
+         VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+    )?;
+    for (id, c, stamp, spec) in versions {
+        insert.execute(rusqlite::params![
+            id,
+            c.version,
+            stamp.rev,
+            stamp.at_ms,
+            stamp.by,
+            spec.type_name.as_ref().map(|t| t.as_str()),
+            c.schema_version,
+            spec.properties.to_string(),
+            json(&spec.tags),
+            spec.owner.as_deref(),
+            spec.status.as_deref(),
+            spec.description.as_deref(),
+        ])?;
+    }
     if !tags.is_empty() {
         conn.prepare_cached(
             "INSERT INTO version_tags (entity_id, version, tag) SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
         )?
         .execute([json(&tags)])?;
     }
-    search::reindex(conn, &ids)?;
+    if !reindex.is_empty() {
+        search::reindex(conn, &reindex)?;
+    }
     conn.prepare_cached(
         "INSERT INTO changes (rev, tenant, urn, change)
          SELECT value->>0, value->>1, value->>2, 'entity_version' FROM json_each(?)",

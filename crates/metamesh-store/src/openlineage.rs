@@ -52,6 +52,7 @@ pub(crate) fn apply(
         jobs: BTreeMap::new(),
         runs: BTreeMap::new(),
         datasets: Vec::new(),
+        known: HashMap::new(),
         columns: Vec::new(),
     };
     let mut stored = Vec::with_capacity(events.len());
@@ -104,9 +105,12 @@ struct Writer<'a, 'c> {
     foreign: HashMap<(String, String), TenantId>,
     jobs: BTreeMap<JobKey, JobState>,
     runs: BTreeMap<String, RunStateRow>,
-    /// Dataset versions not written yet, in order: written set-based, all at once, when the
-    /// command ends or before a second version of one of them.
+    /// Dataset versions not written yet, in order (a dataset may have several): written
+    /// set-based when the command ends.
     datasets: Vec<EntitySpec>,
+    /// The properties of every dataset (or model) URN looked at so far, as this command leaves
+    /// them (`None`: no such live entity): each is read and parsed once per command.
+    known: HashMap<EntityUrn, Option<Value>>,
     /// `column` edges to write once their outputs are: output URN, its `columnLineage`
     /// facet.
     columns: Vec<(EntityUrn, Map<String, Value>)>,
@@ -286,7 +290,7 @@ impl Writer<'_, '_> {
     /// a completed run, the run that produced it.
     fn dataset_version(&mut self, d: &DatasetRef, produced_by: Option<&str>, how: Write) -> Res<()> {
         let urn = self.dataset_urn(&d.key, Some(d))?;
-        let before = self.dataset_properties(&urn)?;
+        let before = self.dataset_properties(&urn)?.cloned();
         // A bare dataset (an output named before its run completed) is no version yet in
         // Marquez's eyes: a read describing it fills it in.
         let bare = before.as_ref().is_some_and(|p| {
@@ -332,27 +336,37 @@ impl Writer<'_, '_> {
                 self.columns.push((urn.clone(), facet.clone()));
             }
         }
-        if self.datasets.iter().any(|p| p.urn == urn) {
-            self.write_datasets()?;
-        }
+        self.known.insert(urn, Some(spec.properties.clone()));
         self.datasets.push(spec);
         Ok(())
     }
 
     /// The properties of dataset `urn` as this command left them so far.
-    fn dataset_properties(&self, urn: &EntityUrn) -> Res<Option<Value>> {
-        match self.datasets.iter().rev().find(|p| &p.urn == urn) {
-            Some(pending) => Ok(Some(pending.properties.clone())),
-            None => current_properties(self.conn, urn),
+    fn dataset_properties(&mut self, urn: &EntityUrn) -> Res<Option<&Value>> {
+        if !self.known.contains_key(urn) {
+            let props = current_properties(self.conn, urn)?;
+            self.known.insert(urn.clone(), props);
         }
+        Ok(self.known[urn].as_ref())
     }
 
-    /// Writes the pending dataset versions, then their `column` edges.
+    /// Writes the pending dataset versions, then their `column` edges. A dataset written
+    /// several times gets as many versions, in order: round `k` writes the `k`-th version of
+    /// each, set-based (a put takes distinct URNs).
     fn write_datasets(&mut self) -> Res<()> {
         let specs = std::mem::take(&mut self.datasets);
-        if !specs.is_empty() {
-            let refs: Vec<&EntitySpec> = specs.iter().collect();
-            entities::put(self.ctx, self.conn, &refs, None)?;
+        let mut rounds: Vec<Vec<&EntitySpec>> = Vec::new();
+        let mut seen: HashMap<&EntityUrn, usize> = HashMap::new();
+        for spec in &specs {
+            let k = seen.entry(&spec.urn).or_default();
+            if rounds.len() == *k {
+                rounds.push(Vec::new());
+            }
+            rounds[*k].push(spec);
+            *k += 1;
+        }
+        for round in rounds {
+            entities::put(self.ctx, self.conn, &round, None)?;
         }
         for (urn, facet) in std::mem::take(&mut self.columns) {
             let facets = Map::from_iter([("columnLineage".to_owned(), Value::Object(facet))]);
@@ -381,8 +395,9 @@ impl Writer<'_, '_> {
 
     /// The URN of a dataset: in its owner's tenant, a `model` if its facets (or an existing
     /// model entity of ours) say so.
-    fn dataset_urn(&self, key: &DatasetKey, d: Option<&DatasetRef>) -> Res<EntityUrn> {
-        let owner = self.foreign.get(&(key.namespace.clone(), key.name.clone())).unwrap_or(self.tenant);
+    fn dataset_urn(&mut self, key: &DatasetKey, d: Option<&DatasetRef>) -> Res<EntityUrn> {
+        let owner = self.foreign.get(&(key.namespace.clone(), key.name.clone())).unwrap_or(self.tenant).clone();
+        let owner = &owner;
         let said = d.and_then(|d| metamesh_openlineage::dataset_type(&d.facets));
         let kind = match said.as_deref() {
             Some("MODEL") => Kind::Model,
@@ -430,7 +445,7 @@ impl Writer<'_, '_> {
 
     /// The datasets of `list` as `{namespace, name, urn}` keys, each once: the URN keeps the
     /// owner and kind decided when the dataset was first named.
-    fn keys(&self, list: &[DatasetRef]) -> Res<Vec<Value>> {
+    fn keys(&mut self, list: &[DatasetRef]) -> Res<Vec<Value>> {
         let mut out: Vec<Value> = Vec::new();
         for d in list {
             let urn = self.dataset_urn(&d.key, Some(d))?.to_string();

@@ -346,6 +346,37 @@ async fn search_ranks_filters_and_snippets() {
     assert_eq!(seen.len(), 3);
 }
 
+/// The index follows each new version: a version with the same description and tags keeps
+/// the entry as it is (not re-indexed), a changed description or tag replaces it, a delete
+/// removes it and a put after the delete brings it back.
+#[tokio::test]
+async fn search_follows_new_versions() {
+    let mut s = TestStore::with_tenant().await;
+    let put = |description: &str, tag: Option<&str>, status: &str| {
+        let mut sp = spec("mm://acme/dataset/orders");
+        sp.description = Some(description.into());
+        sp.tags.extend(tag.map(str::to_owned));
+        sp.status = Some(status.into());
+        Command::PutEntity(sp)
+    };
+    s.ok(put("alpha orders", None, "v1")).await;
+    assert_eq!(hits(&s, "alpha").await, 1);
+    s.ok(put("alpha orders", None, "v2")).await; // same text: entry kept
+    assert_eq!(hits(&s, "alpha").await, 1);
+    s.ok(put("beta orders", None, "v3")).await;
+    assert_eq!((hits(&s, "alpha").await, hits(&s, "beta").await), (0, 1));
+    s.ok(put("beta orders", Some("gamma"), "v4")).await;
+    assert_eq!(hits(&s, "gamma").await, 1);
+    s.ok(Command::DeleteEntity { urn: eu("mm://acme/dataset/orders"), expect_version: None }).await;
+    assert_eq!(hits(&s, "beta").await, 0);
+    s.ok(put("beta orders", Some("gamma"), "v6")).await; // same text as before the delete
+    assert_eq!(hits(&s, "beta").await, 1);
+}
+
+async fn hits(s: &TestStore, text: &str) -> usize {
+    s.store().search(text, &ListFilter::default(), None, 10).await.unwrap().items.len()
+}
+
 #[tokio::test]
 async fn hostile_search_text_is_never_sql() {
     let s = search_fixture().await;

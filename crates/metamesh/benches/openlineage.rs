@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use metamesh_openlineage::workload;
 use metamesh_testkit::mesh::{LocalMesh, MeshSpec};
 use serde_json::{json, Value};
 
@@ -42,97 +43,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root")
 }
 
-/// Every corpus event (the template file aside: its placeholders are not events yet).
-fn corpus() -> Vec<Value> {
-    let dir = root().join("tests/corpus/openlineage");
-    let mut files = Vec::new();
-    let mut todo = vec![dir.clone()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("the corpus {}: {e}", d.display())) {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") && !path.ends_with("metadata.template.json") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        match serde_json::from_slice::<Value>(&std::fs::read(&f).expect("a corpus file")).expect("corpus JSON") {
-            Value::Array(list) => out.extend(list),
-            one => out.push(one),
-        }
-    }
-    assert!(out.len() > 50, "the corpus at {} holds {} events", dir.display(), out.len());
-    out
-}
-
-/// A UUID made from two numbers.
-fn uuid(a: u64, b: u64) -> String {
-    let x = format!("{a:016x}{b:016x}");
-    format!("{}-{}-4{}-8{}-{}", &x[0..8], &x[8..12], &x[13..16], &x[17..20], &x[20..32])
-}
-
-/// Copy `k` of the corpus: fresh run ids, names moved into pipeline `k % PIPELINES`.
-fn corpus_copy(events: &[Value], k: usize) -> Vec<Value> {
-    let p = k % PIPELINES;
-    let rename = |v: &mut Value| {
-        if let Some(name) = v.get("name").and_then(Value::as_str) {
-            v["name"] = json!(format!("{name}.p{p}"));
-        }
-    };
-    events
-        .iter()
-        .map(|e| {
-            let mut e = e.clone();
-            // The same original id gives the same new id in every event of the copy (a run's
-            // START and COMPLETE, a child's parent facet).
-            let id_of =
-                |text: &str| uuid(k as u64, text.bytes().fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
-            if let Some(run) = e.get("run").and_then(|r| r.get("runId")).and_then(Value::as_str).map(str::to_owned) {
-                e["run"]["runId"] = json!(id_of(&run));
-            }
-            if let Some(parent) = e.pointer("/run/facets/parent/run/runId").and_then(Value::as_str).map(str::to_owned) {
-                e["run"]["facets"]["parent"]["run"]["runId"] = json!(id_of(&parent));
-            }
-            if e.get("job").is_some() {
-                rename(&mut e["job"]);
-            }
-            if e.get("dataset").is_some() {
-                rename(&mut e["dataset"]);
-            }
-            for list in ["inputs", "outputs"] {
-                if let Some(Value::Array(ds)) = e.get_mut(list) {
-                    ds.iter_mut().for_each(rename);
-                }
-            }
-            e
-        })
-        .collect()
-}
-
-/// Chain `c`: stage `s` is job `chain{c}.stage{s}` of fraud (even) or growth (odd), reading
-/// the previous stage's dataset and writing its own. START and COMPLETE per stage.
+/// Chain `c`: its stages alternate between fraud (even) and growth (odd).
 fn chain(c: usize) -> Vec<Value> {
-    let tenant = |s: usize| if s % 2 == 0 { "fraud" } else { "growth" };
-    let mut out = Vec::new();
-    for s in 0..CHAIN_STAGES {
-        let run = uuid(1_000_000 + c as u64, s as u64);
-        let inputs =
-            if s == 0 { json!([]) } else { json!([{"namespace": tenant(s - 1), "name": format!("chain{c}.d{s}")}]) };
-        let outputs = json!([{"namespace": tenant(s), "name": format!("chain{c}.d{}", s + 1),
-                              "facets": {"schema": {"fields": [{"name": "id", "type": "BIGINT"}]}}}]);
-        for (t, time) in [("START", "2026-11-28T10:00:00Z"), ("COMPLETE", "2026-11-28T10:01:00Z")] {
-            out.push(json!({
-                "eventType": t, "eventTime": time, "producer": "metamesh-bench",
-                "run": {"runId": run}, "job": {"namespace": tenant(s), "name": format!("chain{c}.stage{s}")},
-                "inputs": inputs, "outputs": outputs,
-            }));
-        }
-    }
-    out
+    workload::chain(c, CHAIN_STAGES, |s| if s % 2 == 0 { "fraud" } else { "growth" }.to_owned())
 }
 
 /// An h2 connection to the router's HTTPS API.
@@ -228,11 +141,13 @@ async fn run() {
     let key = mesh.api_key("admin").expect("admin's API key");
     let mut client = Client::connect(mesh.layout.router_http, &mesh.dir.join("certs/ca.pem"), &key).await;
 
-    let corpus = corpus();
+    let corpus_dir = root().join("tests/corpus/openlineage");
+    let corpus = workload::read_corpus(&corpus_dir).expect("the corpus");
+    assert!(corpus.len() > 50, "the corpus at {} holds {} events", corpus_dir.display(), corpus.len());
     let mut events: Vec<Value> = (0..chains).flat_map(chain).collect();
     let mut k = 0;
     while events.len() < total {
-        events.extend(corpus_copy(&corpus, k));
+        events.extend(workload::corpus_copy(&corpus, k, PIPELINES));
         k += 1;
     }
     events.truncate(total.max(chains * CHAIN_STAGES * 2));
