@@ -10,8 +10,7 @@ tests/python/setup.sh
 cargo test --workspace --locked "$@"
 cargo run -q -p metamesh --locked -- policy test policies
 
-# The benchmarks in smoke mode: proves they still build and run (figures printed, nothing
-# asserted about speed).
-# One invocation for every bench target: the release build of the workspace is made once, with
-# one feature set, instead of once per package.
-METAMESH_BENCH_SMOKE=1 cargo bench --workspace --benches --locked
+# The benchmark suite in smoke mode: proves every workload, the MLMD anchor and the report still
+# build and run (figures printed, nothing asserted about speed). It builds every bench target in
+# one release build of the workspace (one feature set), then runs each binary.
+bench/run.sh --smoke

@@ -571,6 +571,20 @@ async fn main() {
     // The figures.
     let small_target = Target { text: "p50 ≤ 2.5 ms, p99 ≤ 10 ms", p50_ms: 2.5, p99_ms: 10.0 };
     let large_target = Target { text: "p99 ≤ 50 ms", p50_ms: f64::INFINITY, p99_ms: 50.0 };
+    let figures = |r: Option<Row>| {
+        r.map(|r| serde_json::json!({"count": r.count, "mean_nodes": r.mean_size, "p50_ms": r.p50, "p99_ms": r.p99}))
+    };
+    let json = serde_json::json!({
+        "smoke": smoke, "groups": GROUPS.len(), "replicas": replicas, "chains": chains, "stages": stages,
+        "nodes": graph.nodes(), "edges": graph.edges(),
+        "load": {"entities_per_s": graph.nodes() as f64 / entity_time.as_secs_f64(),
+                 "edges_per_s": graph.edges() as f64 / edge_time.as_secs_f64(),
+                 "outbox_drain_s": drain_time.as_secs_f64()},
+        "down10": figures(row("", &down)), "up10": figures(row("", &up)),
+        "small": figures(row("", &small)), "large": figures(row("", &large)),
+        "direct_small": figures(row("", &direct_small)),
+        "search": found.as_ref().ok().and_then(|f| figures(row("", f))),
+    });
     let mut rows = vec![
         (row("Expand 10 hops downstream (all answers)", &down), None),
         (row("Expand 10 hops upstream (all answers)", &up), None),
@@ -633,4 +647,5 @@ async fn main() {
     std::fs::create_dir_all(&out).expect("target/bench");
     std::fs::write(out.join("router_lineage.md"), &table).expect("router_lineage.md");
     println!("written to {}", out.join("router_lineage.md").display());
+    metamesh_testkit::bench::save("router_lineage", &json);
 }

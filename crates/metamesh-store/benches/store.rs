@@ -134,11 +134,14 @@ async fn main() {
         );
     }
 
+    let mut report = serde_json::json!({"smoke": smoke});
     if run("openlineage") {
-        openlineage(if smoke { 1_500 } else { env_usize("METAMESH_BENCH_OL_EVENTS", 20_000) }).await;
+        let total = if smoke { 1_500 } else { env_usize("METAMESH_BENCH_OL_EVENTS", 20_000) };
+        report["openlineage"] = serde_json::json!({"events": total, "events_per_s": openlineage(total).await});
     }
 
     if !run("frontier") {
+        save(&report);
         return;
     }
     // The lineage graph: half datasets, half runs; run i reads datasets i and i+1 (fan-in 2)
@@ -248,11 +251,41 @@ async fn main() {
         pct(&lat, 0.99).as_secs_f64() * 1e3,
         reached / rounds
     );
+
+    // What the graph costs at rest: bytes on disk per entity (the SQLite file and its WAL) and
+    // this process's resident memory (one store, its in-memory graph index, the bench's own
+    // few MB).
+    let disk: u64 =
+        std::fs::read_dir(g._dir.path()).unwrap().filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    let rss_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    println!(
+        "footprint    {nodes} entities, {edges} edges: {:.0} bytes/entity on disk, resident {:.0} MB",
+        disk as f64 / nodes as f64,
+        rss_kib as f64 / 1024.0
+    );
+    report["footprint"] = serde_json::json!({"entities": nodes, "edges": edges, "disk_bytes": disk,
+        "disk_bytes_per_entity": disk as f64 / nodes as f64, "rss_mb": rss_kib as f64 / 1024.0});
+    save(&report);
+}
+
+/// Writes `target/bench/store.json` (this crate cannot use the test kit's helper: the kit
+/// depends on it).
+fn save(report: &serde_json::Value) {
+    let dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+    }
+    .join("bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    std::fs::write(dir.join("store.json"), serde_json::to_vec_pretty(report).expect("JSON")).expect("store.json");
 }
 
 /// Applies the OpenLineage workload (`metamesh_openlineage::workload`) to one store, in
 /// commands cut as the router cuts them.
-async fn openlineage(total: usize) {
+async fn openlineage(total: usize) -> f64 {
     use metamesh_openlineage::workload;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let corpus = workload::read_corpus(&root.join("tests/corpus/openlineage")).expect("the corpus");
@@ -289,4 +322,5 @@ async fn openlineage(total: usize) {
         bytes as f64 / total as f64 / 1024.0,
         total as f64 / el.as_secs_f64()
     );
+    total as f64 / el.as_secs_f64()
 }

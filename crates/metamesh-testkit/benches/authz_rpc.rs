@@ -17,7 +17,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6
 }
 
-async fn measure(lines: usize, calls: usize) {
+async fn measure(lines: usize, calls: usize) -> serde_json::Value {
     let ca = MeshCa::generate(DOMAIN).unwrap();
     let alice = ca.spiffe_id(Role::Client, "alice");
     let dir = tempfile::tempdir().unwrap();
@@ -55,6 +55,7 @@ async fn measure(lines: usize, calls: usize) {
     lat.sort();
     let size = if lines == 0 { "the roles only".to_owned() } else { format!("+{lines} lines") };
     println!("GetEntity, policy {size:<16}  p50 {:>7.1} µs   p99 {:>7.1} µs", pct(&lat, 0.5), pct(&lat, 0.99));
+    serde_json::json!({"policy_lines": lines, "calls": calls, "p50_us": pct(&lat, 0.5), "p99_us": pct(&lat, 0.99)})
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -62,6 +63,7 @@ async fn main() {
     let smoke = std::env::var("METAMESH_BENCH_SMOKE").is_ok();
     let calls = if smoke { 200 } else { 5000 };
     println!("authorization per RPC: one node, mTLS over loopback, local (follower) reads");
-    measure(0, calls).await;
-    measure(10_000, calls).await;
+    let small = measure(0, calls).await;
+    let large = measure(10_000, calls).await;
+    metamesh_testkit::bench::save("authz_rpc", &serde_json::json!({"smoke": smoke, "small": small, "large": large}));
 }

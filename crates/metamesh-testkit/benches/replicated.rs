@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use metamesh_core::{Command, EntitySpec, EntityUrn, Proposal, TenantId};
 use metamesh_raft::Replica;
 use metamesh_testkit::{test_options, ShardGroup};
+use serde_json::json;
 
 fn urn(i: usize) -> EntityUrn {
     format!("mm://bench/dataset/d{i:09}").parse().unwrap()
@@ -65,6 +66,8 @@ async fn main() {
     }
     let el = t.elapsed();
     lat.sort();
+    let w1 = json!({"n": singles, "ops_per_s": singles as f64 / el.as_secs_f64(),
+                    "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99)});
     println!(
         "W1 sequential single puts   {:>8.0} writes/s   p50 {:.2} ms   p99 {:.2} ms",
         singles as f64 / el.as_secs_f64(),
@@ -89,6 +92,8 @@ async fn main() {
     }
     next += clients * per_client;
     let el = t.elapsed();
+    let w2 = json!({"clients": clients, "n": clients * per_client,
+                    "entities_per_s": (clients * per_client) as f64 / el.as_secs_f64()});
     println!("W2 {clients} concurrent clients    {:>8.0} entities/s", (clients * per_client) as f64 / el.as_secs_f64());
 
     // W3: batches of 1,000.
@@ -104,6 +109,8 @@ async fn main() {
         write(&leader, p).await;
     }
     let el = t.elapsed();
+    let w3 = json!({"batches": batches, "batch": 1000, "entities_per_s": (batches * 1000) as f64 / el.as_secs_f64(),
+                    "ms_per_batch": el.as_secs_f64() * 1e3 / batches as f64});
     println!("W3 batches of 1,000          {:>8.0} entities/s", (batches * 1000) as f64 / el.as_secs_f64());
 
     // W7: leader failover, kill -> first acknowledged write through a survivor.
@@ -113,8 +120,11 @@ async fn main() {
     g.kill(old).await;
     let survivor = g.ids()[0];
     g.write_via(survivor, put(next)).await;
-    println!(
-        "W7 failover                  {:>8.0} ms from kill to first acknowledged write",
-        t.elapsed().as_secs_f64() * 1e3
+    let failover_ms = t.elapsed().as_secs_f64() * 1e3;
+    println!("W7 failover                  {failover_ms:>8.0} ms from kill to first acknowledged write");
+    metamesh_testkit::bench::save(
+        "replicated",
+        &json!({"replicas": 3, "state_sync": if full { "FULL" } else { "NORMAL" }, "smoke": smoke,
+                "w1": w1, "w2": w2, "w3": w3, "w7": {"failover_ms": failover_ms}}),
     );
 }

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod api_node;
+pub mod bench;
 pub mod mesh;
 pub mod policy;
 
