@@ -639,12 +639,7 @@ async fn main() {
     ));
     table.push_str(&format!("whole run {:.0} s\n", started.elapsed().as_secs_f64()));
     println!("\n{table}");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let target = target.canonicalize().unwrap_or(target);
-    let out = target.join("bench");
-    std::fs::create_dir_all(&out).expect("target/bench");
+    let out = metamesh_testkit::bench::out_dir();
     std::fs::write(out.join("router_lineage.md"), &table).expect("router_lineage.md");
     println!("written to {}", out.join("router_lineage.md").display());
     metamesh_testkit::bench::save("router_lineage", &json);

@@ -13,8 +13,9 @@ use metamesh_testkit::api_node::{ApiNode, DOMAIN};
 use metamesh_testkit::policy::{all_rights, write_policy};
 use metamesh_tls::{MeshCa, Role};
 
+/// The `p`-quantile in microseconds.
 fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6
+    metamesh_testkit::bench::quantile_ms(sorted, p) * 1e3
 }
 
 async fn measure(lines: usize, calls: usize) -> serde_json::Value {

@@ -6,10 +6,11 @@
 //! default only the Raft log is fsynced before an acknowledgement, as in a configured node).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use metamesh_core::{Command, EntitySpec, EntityUrn, Proposal, TenantId};
 use metamesh_raft::Replica;
+use metamesh_testkit::bench::quantile_ms as pct;
 use metamesh_testkit::{test_options, ShardGroup};
 use serde_json::json;
 
@@ -22,10 +23,6 @@ fn put(i: usize) -> Command {
     spec.properties = serde_json::json!({ "rows": i, "format": "parquet" });
     spec.tags.insert("bench".into());
     Command::PutEntity(spec)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
 }
 
 fn proposal(command: Command, i: usize) -> Proposal {

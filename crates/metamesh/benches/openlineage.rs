@@ -319,8 +319,6 @@ async fn run() {
         ms(percentile(&lineage, 0.99))
     );
     println!("(corpus job lineage: status {status}, {} nodes)", corpus_answer["graph"].as_array().map_or(0, Vec::len));
-    let out = root().join("target/bench");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("openlineage.json"), serde_json::to_vec_pretty(&report).expect("JSON"));
+    metamesh_testkit::bench::save("openlineage", &report);
     mesh.shutdown().await;
 }
