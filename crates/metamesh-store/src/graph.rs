@@ -13,6 +13,8 @@
 //! it with the SQL path.
 
 use std::collections::HashMap;
+
+use indexmap::IndexSet;
 use std::sync::Arc;
 
 use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Urn};
@@ -41,8 +43,9 @@ struct Rec {
 
 #[derive(Default)]
 pub(crate) struct Graph {
-    index: HashMap<EntityUrn, u32>,
-    urns: Vec<EntityUrn>,
+    /// Every node's URN, once: its position is the node's index (an `IndexSet` keeps the URN
+    /// a single time, where a map plus a vector kept it twice — about 130 bytes a node).
+    urns: IndexSet<EntityUrn>,
     out: Vec<Vec<i64>>,
     inn: Vec<Vec<i64>>,
     edges: HashMap<i64, Rec>,
@@ -52,12 +55,11 @@ pub(crate) struct Graph {
 
 impl Graph {
     fn node(&mut self, urn: &EntityUrn) -> u32 {
-        if let Some(&n) = self.index.get(urn) {
-            return n;
+        if let Some(n) = self.urns.get_index_of(urn) {
+            return n as u32;
         }
-        let n = self.urns.len() as u32;
-        self.index.insert(urn.clone(), n);
-        self.urns.push(urn.clone());
+        let (n, _) = self.urns.insert_full(urn.clone());
+        let n = n as u32;
         self.out.push(Vec::new());
         self.inn.push(Vec::new());
         n
@@ -116,7 +118,7 @@ impl Graph {
     pub fn edges_of(&self, frontier: &[EntityUrn], direction: Direction, kinds: &[EdgeKind]) -> Vec<(i64, Edge)> {
         let mut ids = Vec::new();
         for urn in frontier {
-            let Some(&n) = self.index.get(urn) else { continue };
+            let Some(n) = self.urns.get_index_of(urn) else { continue };
             if direction != Direction::Upstream {
                 ids.extend_from_slice(&self.out[n as usize]);
             }

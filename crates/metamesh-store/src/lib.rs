@@ -95,6 +95,9 @@ type SchemaKey = (String, String, u32);
 /// Compiled validators by schema version, shared by the writer and the dry-run checks.
 pub(crate) type Validators = Mutex<HashMap<SchemaKey, Arc<jsonschema::Validator>>>;
 
+/// Page cache of each reader connection, in SQLite's negative-KiB form.
+const READER_CACHE_KIB: &str = "-8192";
+
 /// A shard's state in one SQLite file.
 pub struct Store {
     /// The single writer (see [`writer`]). SQLite allows one writer at a time anyway; holding
@@ -120,14 +123,17 @@ impl Store {
             .synchronous(if opts.synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10))
-            .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
         let mut migrating: SqliteConnection = base.clone().create_if_missing(true).connect().await?;
         MIGRATOR.run_direct(&mut migrating).await?;
         sqlx::Connection::close(migrating).await?;
         let writer = writer::Writer::open(&path, &opts)?;
-        let readers =
-            SqlitePoolOptions::new().max_connections(opts.readers.max(1)).connect_with(base.read_only(true)).await?;
+        // Each reader has its own page cache: a small one each (8 MiB), as the OS page cache
+        // already holds the file once for all of them; the writer keeps 64 MiB (writer.rs).
+        let readers = SqlitePoolOptions::new()
+            .max_connections(opts.readers.max(1))
+            .connect_with(base.read_only(true).pragma("cache_size", READER_CACHE_KIB))
+            .await?;
         let store = Store {
             writer,
             readers,
