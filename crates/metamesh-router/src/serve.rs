@@ -107,6 +107,8 @@ pub async fn run_router(config: RouterConfig, shutdown: impl Future<Output = ()>
                 namespaces,
                 refusals: refusals.clone(),
                 max_body: config.http.max_body_bytes.unwrap_or(crate::http::DEFAULT_MAX_BODY),
+                sessions: Default::default(),
+                placeholder_key: crate::http::random_key(),
             });
             let app = crate::http::routes(state);
             Some(tokio::spawn(crate::http::serve(listener, creds.http_server_config()?, app, stop_rx.clone())))

@@ -96,6 +96,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "  router (HTTPS: OpenLineage POST /api/v1/lineage, Marquez API GET /api/v1/...): https://{}   (docs/openlineage.md)",
         mesh.layout.router_http
     );
+    println!(
+        "  web UI: https://{}/   (sign in with an API key from dev.json's api_keys, or a client certificate: docs/web-ui.md)",
+        mesh.layout.router_http
+    );
     for (g, tenants) in GROUPS {
         let addrs: Vec<String> =
             mesh.layout.nodes.iter().filter(|n| n.group == *g).map(|n| n.client.to_string()).collect();

@@ -81,6 +81,12 @@ impl ApiKeys {
         Ok(ApiKeys { by_hash })
     }
 
+    /// The principal an API key stands for, if the key is known.
+    pub fn principal_of(&self, key: &str) -> Option<&str> {
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.by_hash.get(&hash).map(|k| k.principal.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.by_hash.len()
     }

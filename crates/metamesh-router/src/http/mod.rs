@@ -12,6 +12,9 @@ pub mod auth;
 pub mod error;
 mod ingest;
 mod marquez;
+mod mesh;
+pub mod session;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,15 +46,44 @@ pub struct HttpState {
     /// Where refusals are recorded (the shard of the tenant concerned).
     pub refusals: AuditFeed,
     pub max_body: usize,
+    /// The web UI's signed-in browsers.
+    pub sessions: session::Sessions,
+    /// Keys the opaque ids of placeholders in lineage answers (random per process), so that the
+    /// same hidden node has the same id across requests without its URN being derivable.
+    pub placeholder_key: [u8; 32],
 }
 
 impl HttpState {
     /// The caller of a request, with the policy snapshot it is judged by.
-    fn authorize(&self, headers: &axum::http::HeaderMap, peer: &Peer) -> Result<Authorized, ApiError> {
-        let mut caller = auth::authenticate(&self.keys, headers, peer)?;
+    fn authorize(
+        &self,
+        method: &axum::http::Method,
+        headers: &axum::http::HeaderMap,
+        peer: &Peer,
+    ) -> Result<Authorized, ApiError> {
+        let mut caller = match self.session_principal(method, headers) {
+            Some(principal) => metamesh_node::Caller {
+                peer: metamesh_tls::Identity::without_certificate(&principal),
+                principal,
+                forwarded: false,
+                policy_digest: None,
+            },
+            None => auth::authenticate(&self.keys, headers, peer)?,
+        };
         let policy = self.authorizer.snapshot();
         caller.policy_digest = Some(policy.digest().to_string());
         Ok(Authorized { caller, policy, tenants: Vec::new() })
+    }
+
+    /// The principal of the request's session cookie, when it may stand for the caller: no
+    /// `Authorization` header (a bearer key always wins) and a read (sessions never write).
+    fn session_principal(&self, method: &axum::http::Method, headers: &axum::http::HeaderMap) -> Option<String> {
+        if headers.contains_key(axum::http::header::AUTHORIZATION)
+            || !(method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+        {
+            return None;
+        }
+        self.sessions.principal(session::token(headers)?)
     }
 
     /// Refuses (403, recorded in the tenant's audit log) unless the caller holds `action` on
@@ -91,7 +123,7 @@ impl axum::extract::FromRequestParts<Arc<HttpState>> for Who {
         state: &Arc<HttpState>,
     ) -> Result<Who, ApiError> {
         let peer = parts.extensions.get::<Peer>().cloned().unwrap_or(Peer(None));
-        state.authorize(&parts.headers, &peer).map(Who)
+        state.authorize(&parts.method, &parts.headers, &peer).map(Who)
     }
 }
 
@@ -114,11 +146,30 @@ pub fn routes(state: Arc<HttpState>) -> axum::Router {
         .route("/api/v1/search", get(marquez::search))
         .route("/api/v1/events/lineage", get(marquez::events))
         .route("/api/mesh/v1/lineage", get(marquez::mesh_lineage))
+        .route("/api/mesh/v1/whoami", get(mesh::whoami))
+        .route("/api/mesh/v1/session", post(session::sign_in).delete(session::sign_out))
+        .route("/api/mesh/v1/search", get(mesh::search))
+        .route("/api/mesh/v1/entity", get(mesh::entity))
+        .route("/api/mesh/v1/audit/records", get(mesh::audit_records))
+        .route("/api/mesh/v1/audit/verify", get(mesh::audit_verify))
+        .route("/api/mesh/v1/audit/export", get(mesh::audit_export))
+        .route("/", get(ui::index))
+        .route("/favicon.svg", get(ui::favicon))
+        .route("/ui/{file}", get(ui::file))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(
             |uri: axum::http::Uri| async move { ApiError::not_found(format!("no such endpoint: {}", uri.path())) },
         )
+        .layer(axum::middleware::map_response(ui::security_headers))
         .with_state(state)
+}
+
+/// A fresh random 32-byte key.
+pub fn random_key() -> [u8; 32] {
+    use rand_core::RngCore;
+    let mut key = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut key);
+    key
 }
 
 /// How long a TLS handshake may take.

@@ -394,31 +394,24 @@ pub(in crate::http) async fn mesh_lineage(
         ..Default::default()
     };
     let reply = state.api.expand(as_router(&who, request)).await?.into_inner();
-    let nodes: Vec<Value> = reply
-        .nodes
-        .iter()
-        .map(|n| {
-            if n.placeholder {
-                json!({"urn": Value::Null, "tenant": n.tenant, "kind": n.kind, "placeholder": true, "depth": n.depth})
-            } else {
-                json!({"urn": n.urn, "tenant": n.tenant, "kind": n.kind, "name": n.name, "placeholder": false,
-                       "depth": n.depth, "status": n.status, "deleted": n.deleted})
-            }
-        })
-        .collect();
-    // Placeholders are opaque: their edges name them by position, not by URN.
+    let nodes: Vec<Value> = reply.nodes.iter().map(|n| super::super::mesh::node_json(&state, n)).collect();
+    // Placeholders are opaque: their edges name them by their id and by position, not by URN.
     let hidden: HashMap<&str, usize> =
         reply.nodes.iter().enumerate().filter(|(_, n)| n.placeholder).map(|(i, n)| (n.urn.as_str(), i)).collect();
     let end = |urn: &str| match hidden.get(urn) {
         Some(i) => json!({"placeholder": i}),
         None => json!(urn),
     };
+    let id = |urn: &str| match hidden.contains_key(urn) {
+        true => super::super::mesh::placeholder_id(&state, urn),
+        false => urn.to_owned(),
+    };
     let edges: Vec<Value> = reply
         .edges
         .iter()
         .map(|e| {
-            json!({"from": end(&e.from_urn), "to": end(&e.to_urn), "kind": e.kind, "fromColumn": e.from_column,
-                   "toColumn": e.to_column, "tenant": e.tenant})
+            json!({"from": end(&e.from_urn), "to": end(&e.to_urn), "fromId": id(&e.from_urn), "toId": id(&e.to_urn),
+                   "kind": e.kind, "fromColumn": e.from_column, "toColumn": e.to_column, "tenant": e.tenant})
         })
         .collect();
     let reasons: Vec<Value> =

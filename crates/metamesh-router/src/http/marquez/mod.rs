@@ -54,9 +54,9 @@ const DEFAULT_DEPTH: u32 = 20;
 // Reading entities on behalf of the caller.
 
 /// A catalog entity with its parsed properties.
-struct Found {
-    entity: v1::Entity,
-    props: Value,
+pub(in crate::http) struct Found {
+    pub(in crate::http) entity: v1::Entity,
+    pub(in crate::http) props: Value,
 }
 
 impl Found {
@@ -71,7 +71,7 @@ impl Found {
 }
 
 /// A request to a router handler, as if it had come through the gRPC authorization layer.
-fn as_router<T>(who: &Authorized, message: T) -> tonic::Request<T> {
+pub(in crate::http) fn as_router<T>(who: &Authorized, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.extensions_mut().insert(who.clone());
     request
@@ -93,7 +93,11 @@ fn readable_tenants(state: &HttpState, who: &Authorized) -> Vec<TenantId> {
 }
 
 /// One entity, if it exists and the caller may read it.
-async fn get(state: &HttpState, who: &Authorized, urn: &EntityUrn) -> Result<Option<Found>, ApiError> {
+pub(in crate::http) async fn get(
+    state: &HttpState,
+    who: &Authorized,
+    urn: &EntityUrn,
+) -> Result<Option<Found>, ApiError> {
     if who.visibility(urn) != Visibility::Full {
         return Ok(None);
     }
