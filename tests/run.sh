@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 # The real Python clients (ml-metadata) in target/py-venv.
 tests/python/setup.sh
+# Headless Chromium and its WebDriver for the web UI's browser tests (apt-get, when missing).
+tests/web/setup.sh
 
 cargo test --workspace --locked "$@"
 cargo run -q -p metamesh --locked -- policy test policies

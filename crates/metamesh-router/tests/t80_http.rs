@@ -755,7 +755,9 @@ async fn the_web_ui_signs_in_by_session_and_its_api_shows_what_the_caller_may_se
     let js = browser.get("/ui/app.js").await.expect(200);
     assert!(js.headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
     browser.get("/ui/nothing.js").await.expect(404);
-    browser.get("/api/mesh/v1/whoami").await.expect(401);
+    assert_eq!(browser.get("/api/mesh/v1/whoami").await.expect(200).json(), json!({"signedIn": false}));
+    let stranger = Client { bearer: Some("not-a-key".into()), ..browser.clone() };
+    stranger.get("/api/mesh/v1/whoami").await.expect(401);
 
     // Sign-in: JSON only, a known key only, and nothing set on refusal.
     const SESSION: &str = "/api/mesh/v1/session";
@@ -909,6 +911,7 @@ async fn the_web_ui_signs_in_by_session_and_its_api_shows_what_the_caller_may_se
     // Signing out ends the session.
     let out = browser.send(Method::DELETE, SESSION, &[("cookie", &cookie)], Vec::new()).await.unwrap().expect(204);
     assert!(out.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
-    reader("/api/mesh/v1/whoami").await.expect(401);
+    assert_eq!(reader("/api/mesh/v1/whoami").await.expect(200).json()["signedIn"], false);
+    reader("/api/mesh/v1/search?q=x").await.expect(401);
     mesh.shutdown().await;
 }

@@ -1,6 +1,6 @@
 // metamesh web UI — entry point (loaded by index.html as a module).
 //
-// Boots the page: asks whoami; signed out (401) → the sign-in form; signed in → the header
+// Boots the page: asks whoami; signed out (signedIn: false) → the sign-in form; signed in → the header
 // (principal, nav, sign-out) and the page named by the hash (#/search, #/entity, #/lineage,
 // #/audit). Modules: dom.js (helpers, API client), pages.js (search, entity, audit),
 // lineage.js + layout.js (the lineage explorer). No build step, no dependencies.
@@ -37,9 +37,11 @@ window.addEventListener("hashchange", route);
 boot();
 
 async function boot() {
+  // whoami answers 200 {"signedIn": false} to a browser without credentials (no 401 in the
+  // console on every visit); 401 still comes when a session expired mid-way.
   const who = await api("whoami", { quiet401: true });
-  if (who.ok) signedIn(who.data);
-  else if (who.status === 401) showSignIn("");
+  if (who.ok && who.data && who.data.signedIn !== false) signedIn(who.data);
+  else if (who.ok || who.status === 401) showSignIn("");
   else showUnreachable(who.error);
 }
 
@@ -157,7 +159,7 @@ async function signIn(input, error, form) {
   }
   input.value = "";
   const who = await api("whoami", { quiet401: true });
-  if (who.ok) signedIn(who.data);
+  if (who.ok && who.data && who.data.signedIn !== false) signedIn(who.data);
   else error.textContent = `Signed in, but whoami failed: ${who.error}`;
 }
 

@@ -100,12 +100,21 @@ fn is_auditor(state: &HttpState, who: &Authorized) -> bool {
 // Who.
 
 /// `GET /api/mesh/v1/whoami`: the caller, how it signed in, the tenants it may know of and
-/// whether it may read audit records.
+/// whether it may read audit records. A request with no credentials at all gets 200
+/// `{"signedIn": false}` (the page's first question, asked on every visit); wrong credentials
+/// still get 401.
 pub(super) async fn whoami(
     State(state): State<Arc<HttpState>>,
-    Who(who): Who,
+    who: Result<Who, ApiError>,
     headers: axum::http::HeaderMap,
 ) -> Answer {
+    let who = match who {
+        Ok(Who(who)) => who,
+        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED && !headers.contains_key(header::AUTHORIZATION) => {
+            return Ok(Json(json!({"signedIn": false})));
+        }
+        Err(e) => return Err(e),
+    };
     // The same order as `HttpState::authorize`: bearer key, session, certificate.
     let via = if headers.contains_key(header::AUTHORIZATION) {
         "apiKey"
@@ -123,7 +132,7 @@ pub(super) async fn whoami(
             }
         }
     }
-    Ok(Json(json!({"principal": who.caller.principal, "via": via, "tenants": tenants,
+    Ok(Json(json!({"signedIn": true, "principal": who.caller.principal, "via": via, "tenants": tenants,
                    "auditor": is_auditor(&state, &who)})))
 }
 
