@@ -187,7 +187,7 @@ export function reasonTexts(reasons) {
 }
 
 /** Fills a partial-answer banner (or hides it when the answer is complete). */
-export function showPartial(banner, partial, reasons, intro = "Partial answer — some shards did not answer:") {
+export function showPartial(banner, partial, reasons, intro = "Partial answer — part of it is missing:") {
   const texts = reasonTexts(reasons);
   banner.hidden = !partial && texts.length === 0;
   replace(banner, banner.hidden ? [] : [el("strong", {}, intro), el("ul", {}, texts.map((t) => el("li", {}, t)))]);

@@ -12,6 +12,9 @@ import {
 } from "./dom.js";
 import { layoutGraph } from "./layout.js";
 
+/** Most nodes one lineage answer may bring. */
+const MAX_NODES = 5000;
+
 const PALETTE = 10; // tenant colours: CSS classes tenant-c0 … tenant-c9
 const ZOOM_MIN = 0.05;
 const ZOOM_MAX = 3;
@@ -143,7 +146,9 @@ function applyControls(st) {
 // Fetching and merging
 
 function lineageUrl(urn, direction, depth, asOf) {
-  return `lineage${query({ urn, direction, depth, asOfMs: asOf })}`;
+  // Up to 5,000 nodes per answer (the router's default is 1,000): crowded layers are grouped,
+  // so the page stays responsive well past that.
+  return `lineage${query({ urn, direction, depth, asOfMs: asOf, maxNodes: MAX_NODES })}`;
 }
 
 async function load(st) {

@@ -47,14 +47,18 @@ const PAGE_AUDIT: usize = 100;
 /// Audit records an entity page reads at most to find the latest.
 const PAGE_AUDIT_SCAN: usize = 5_000;
 
-/// Markdown as HTML that is safe to insert: no script, no event handler, no `javascript:` link.
+/// Markdown as HTML that is safe to insert: no script, no event handler, no `javascript:` link,
+/// no image.
 pub(super) fn markdown_html(text: &str) -> String {
     let options = pulldown_cmark::Options::ENABLE_TABLES
         | pulldown_cmark::Options::ENABLE_STRIKETHROUGH
         | pulldown_cmark::Options::ENABLE_TASKLISTS;
     let mut html = String::with_capacity(text.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new_ext(text, options));
+    // No images: a picture's URL is fetched by every viewer's browser with their session, so a
+    // description could make readers call the API unawares. Links need a click.
     ammonia::Builder::default()
+        .rm_tags(["img"])
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer nofollow"))
         .clean(&html)
@@ -515,6 +519,7 @@ mod tests {
         assert!(!html.contains("onerror"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
         assert!(html.contains("href=\"https://example.com\""), "{html}");
+        assert!(!markdown_html("![x](/api/mesh/v1/entity?urn=mm://a/dataset/b)").contains("<img"));
     }
 
     #[test]
