@@ -120,10 +120,10 @@ impl Graph {
         for urn in frontier {
             let Some(n) = self.urns.get_index_of(urn) else { continue };
             if direction != Direction::Upstream {
-                ids.extend_from_slice(&self.out[n as usize]);
+                ids.extend_from_slice(&self.out[n]);
             }
             if direction != Direction::Downstream {
-                ids.extend_from_slice(&self.inn[n as usize]);
+                ids.extend_from_slice(&self.inn[n]);
             }
         }
         ids.sort_unstable();
