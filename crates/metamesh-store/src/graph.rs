@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use indexmap::IndexSet;
-use std::sync::Arc;
+use smallvec::SmallVec;
 
 use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Urn};
 
@@ -27,30 +27,52 @@ pub(crate) enum Delta {
     Removed(Vec<i64>),
 }
 
-/// One live edge, with its ends as node indexes.
+/// One live edge, with its ends as node indexes: 56 bytes, as a million-entity graph holds
+/// one and a half million of them (W8 in docs/benchmarks.md).
 struct Rec {
     src: u32,
     dst: u32,
-    src_version: Option<u64>,
-    dst_version: Option<u64>,
+    /// Index into `Graph::principals`.
+    created_by: u32,
     kind: EdgeKind,
-    columns: Option<Box<(String, String)>>,
-    transformation: Option<Box<str>>,
+    /// Version pins, `NO_VERSION` for none.
+    src_version: u64,
+    dst_version: u64,
     revision: u64,
     created_at_ms: i64,
-    created_by: Arc<str>,
+    /// Column ends and the transformation, which few edges have.
+    extra: Option<Box<Extra>>,
 }
+
+struct Extra {
+    columns: Option<(String, String)>,
+    transformation: Option<Box<str>>,
+}
+
+/// A version pin's "none" (versions start at 1 and never reach it).
+const NO_VERSION: u64 = u64::MAX;
+
+fn pin(version: Option<u64>) -> u64 {
+    version.unwrap_or(NO_VERSION)
+}
+
+fn unpin(version: u64) -> Option<u64> {
+    (version != NO_VERSION).then_some(version)
+}
+
+/// A node's edge ids in one direction: most nodes have one or two, kept inline.
+type Adjacent = SmallVec<[i64; 2]>;
 
 #[derive(Default)]
 pub(crate) struct Graph {
     /// Every node's URN, once: its position is the node's index (an `IndexSet` keeps the URN
     /// a single time, where a map plus a vector kept it twice — about 130 bytes a node).
     urns: IndexSet<EntityUrn>,
-    out: Vec<Vec<i64>>,
-    inn: Vec<Vec<i64>>,
+    out: Vec<Adjacent>,
+    inn: Vec<Adjacent>,
     edges: HashMap<i64, Rec>,
-    /// Principals are few and repeated on every edge: one copy each.
-    principals: HashMap<String, Arc<str>>,
+    /// Principals are few and repeated on every edge: one copy each, edges hold the index.
+    principals: IndexSet<Box<str>>,
 }
 
 impl Graph {
@@ -60,37 +82,35 @@ impl Graph {
         }
         let (n, _) = self.urns.insert_full(urn.clone());
         let n = n as u32;
-        self.out.push(Vec::new());
-        self.inn.push(Vec::new());
+        self.out.push(Adjacent::new());
+        self.inn.push(Adjacent::new());
         n
     }
 
     pub fn insert(&mut self, id: i64, e: Edge) {
         let src = self.node(&e.from.entity);
         let dst = self.node(&e.to.entity);
-        let created_by = match self.principals.get(&e.created_by) {
-            Some(p) => p.clone(),
-            None => {
-                let p: Arc<str> = Arc::from(e.created_by.as_str());
-                self.principals.insert(e.created_by.clone(), p.clone());
-                p
-            }
+        let created_by = match self.principals.get_index_of(e.created_by.as_str()) {
+            Some(i) => i as u32,
+            None => self.principals.insert_full(e.created_by.into_boxed_str()).0 as u32,
         };
-        let columns = match (e.from_column, e.to_column) {
-            (Some(a), Some(b)) => Some(Box::new((a, b))),
-            _ => None,
+        let extra = match (e.from_column, e.to_column, e.transformation) {
+            (None, None, None) => None,
+            (from, to, transformation) => Some(Box::new(Extra {
+                columns: from.zip(to),
+                transformation: transformation.map(String::into_boxed_str),
+            })),
         };
         let rec = Rec {
             src,
             dst,
-            src_version: e.from.version,
-            dst_version: e.to.version,
+            created_by,
             kind: e.kind,
-            columns,
-            transformation: e.transformation.map(String::into_boxed_str),
+            src_version: pin(e.from.version),
+            dst_version: pin(e.to.version),
             revision: e.revision,
             created_at_ms: e.created_at_ms,
-            created_by,
+            extra,
         };
         if self.edges.insert(id, rec).is_none() {
             self.out[src as usize].push(id);
@@ -100,8 +120,8 @@ impl Graph {
 
     fn remove(&mut self, id: i64) {
         if let Some(rec) = self.edges.remove(&id) {
-            self.out[rec.src as usize].retain(|&x| x != id);
-            self.inn[rec.dst as usize].retain(|&x| x != id);
+            self.out[rec.src as usize].retain(|x| *x != id);
+            self.inn[rec.dst as usize].retain(|x| *x != id);
         }
     }
 
@@ -140,20 +160,21 @@ impl Graph {
     }
 
     fn edge(&self, r: &Rec) -> Edge {
-        let (from_column, to_column) = match &r.columns {
-            Some(c) => (Some(c.0.clone()), Some(c.1.clone())),
+        let (columns, transformation) = match r.extra.as_deref() {
+            Some(x) => (x.columns.clone(), x.transformation.as_deref().map(str::to_owned)),
             None => (None, None),
         };
+        let (from_column, to_column) = columns.unzip();
         Edge {
-            from: Urn { entity: self.urns[r.src as usize].clone(), version: r.src_version },
-            to: Urn { entity: self.urns[r.dst as usize].clone(), version: r.dst_version },
+            from: Urn { entity: self.urns[r.src as usize].clone(), version: unpin(r.src_version) },
+            to: Urn { entity: self.urns[r.dst as usize].clone(), version: unpin(r.dst_version) },
             kind: r.kind,
             from_column,
             to_column,
-            transformation: r.transformation.as_deref().map(str::to_owned),
+            transformation,
             revision: r.revision,
             created_at_ms: r.created_at_ms,
-            created_by: r.created_by.to_string(),
+            created_by: self.principals.get_index(r.created_by as usize).map(|p| p.to_string()).unwrap_or_default(),
         }
     }
 

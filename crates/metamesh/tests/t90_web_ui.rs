@@ -22,18 +22,17 @@
 #[path = "common/child.rs"]
 mod child;
 mod common;
+#[path = "common/dev_mesh.rs"]
+mod dev_mesh;
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use child::{run_to_end, ChildGuard};
+use child::run_to_end;
 use common::{bin, root, tail};
-use serde_json::Value;
+use dev_mesh::DevMesh;
 
-/// Six replicas, a router and the seeding, started from nothing in a debug build.
-const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// check_ui.py: the data, a browser and about thirty steps (the waits are bounded inside).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(900);
 /// Building meshctl when nothing of it is built yet.
@@ -142,80 +141,6 @@ fn meshctl(dir: &Path) -> PathBuf {
     exe
 }
 
-/// A running `metamesh dev` and its dev.json.
-struct DevMesh {
-    child: ChildGuard,
-    json: PathBuf,
-}
-
-impl DevMesh {
-    /// Starts `metamesh dev --dir <dir>/mesh`, waits for dev.json and for the router's HTTPS
-    /// listener to accept connections.
-    fn start(dir: &Path) -> DevMesh {
-        let mesh = dir.join("mesh");
-        let json = mesh.join("dev.json");
-        let mut command = Command::new(bin());
-        command.arg("dev").arg("--dir").arg(&mesh).env("METAMESH_LOG", "warn,openraft=error");
-        let mut child = ChildGuard::spawn("metamesh dev", command, &dir.join("mesh.log"));
-
-        let deadline = Instant::now() + START_TIMEOUT;
-        let handle = loop {
-            if let Some(status) = child.exited() {
-                panic!("metamesh dev exited with {status}; output:\n{}", tail(&child.log_text(), 80));
-            }
-            // Written in one `fs::write`, which may still be under way: parse until it is whole.
-            if let Some(v) = std::fs::read(&json).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-                break v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {} after {START_TIMEOUT:?}; output:\n{}",
-                json.display(),
-                tail(&child.log_text(), 80)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        };
-
-        let url = handle["router"]["http"]
-            .as_str()
-            .unwrap_or_else(|| panic!("dev.json has no router.http URL (the HTTPS listener): {:#}", handle["router"]));
-        let addr: SocketAddr = url
-            .strip_prefix("https://")
-            .unwrap_or_else(|| panic!("router.http {url:?} is not an https:// URL"))
-            .trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|e| panic!("router.http {url:?}: not host:port: {e}"));
-        for who in ["admin", "auditor", "fraud-writer", "fraud-reader"] {
-            assert!(handle["api_keys"][who]["key"].is_string(), "dev.json has no api_keys.{who}.key: {handle:#}");
-            assert!(handle["principals"][who]["cert"].is_string(), "dev.json has no principals.{who}.cert: {handle:#}");
-        }
-        loop {
-            if let Some(status) = child.exited() {
-                panic!("metamesh dev exited with {status}; output:\n{}", tail(&child.log_text(), 80));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the HTTPS listener {addr} never accepted a connection; output:\n{}",
-                tail(&child.log_text(), 80)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        DevMesh { child, json }
-    }
-
-    /// SIGTERM, and the mesh must stop cleanly.
-    fn stop(mut self) {
-        match self.child.terminate(Duration::from_secs(30)) {
-            Some(s) if s.success() => {}
-            Some(s) => panic!("metamesh dev exited with {s} on SIGTERM; output:\n{}", tail(&self.child.log_text(), 40)),
-            None => panic!("metamesh dev did not stop within 30 s of SIGTERM"),
-        }
-    }
-}
-
 #[test]
 fn browser_checks_the_web_ui() {
     // Everything that may be missing is checked before anything starts.
@@ -229,7 +154,7 @@ fn browser_checks_the_web_ui() {
     std::fs::create_dir_all(&artifacts).unwrap();
 
     let started = Instant::now();
-    let mut mesh = DevMesh::start(&dir);
+    let mut mesh = DevMesh::start(&dir, &["admin", "auditor", "fraud-writer", "fraud-reader"]);
     println!("metamesh dev ready in {:.1} s", started.elapsed().as_secs_f64());
 
     let mut command = Command::new(&python);
@@ -248,25 +173,8 @@ fn browser_checks_the_web_ui() {
         .current_dir(&dir)
         .env("PYTHONUNBUFFERED", "1");
     let log = dir.join("check_ui.log");
-    let (status, output) = run_to_end("check_ui.py", command, &log, CHECK_TIMEOUT);
-    if let Some(status) = mesh.child.exited() {
-        panic!(
-            "metamesh dev died during check_ui.py ({status}); check_ui.py said:\n{}\nmesh output:\n{}",
-            tail(&output, 60),
-            tail(&mesh.child.log_text(), 60)
-        );
-    }
-    match status {
-        Some(s) if s.success() => println!("{output}"),
-        Some(s) => panic!(
-            "check_ui.py failed ({s}); screenshots, page source and console in {}; full log {}:\n{}\n-- mesh output (tail):\n{}",
-            artifacts.display(),
-            log.display(),
-            tail(&output, 150),
-            tail(&mesh.child.log_text(), 40)
-        ),
-        None => panic!("check_ui.py still running after {CHECK_TIMEOUT:?}; output:\n{}", tail(&output, 80)),
-    }
+    let look = format!("; screenshots, page source and console in {}", artifacts.display());
+    println!("{}", mesh.run("check_ui.py", command, &log, CHECK_TIMEOUT, &look));
     mesh.stop();
     println!("the web UI checks took {:.1} s with the mesh", started.elapsed().as_secs_f64());
 }
