@@ -3,12 +3,12 @@
 //!
 //! The script writes its data first (as fraud-writer: an entity full of script-injection
 //! payloads with meshctl, a 1,201-node fan-out through the OpenLineage batch endpoint, a job
-//! with a columnLineage facet), then
-//! checks, through the DOM ids and classes of the UI's contract: signing in with API keys (and a
-//! wrong one), search → entity → lineage across fraud, growth and platform, expansion, pan and
-//! zoom, the same by keyboard, the payloads staying text, the large graph grouped and drawn
-//! within 10 s, column lineage in the column-level view, placeholders without names for fraud-reader (and no audit), the auditor's audit
-//! page and export, and no browser console errors.
+//! with a columnLineage facet), then checks, through the DOM ids and classes of the UI's
+//! contract: signing in with API keys (and a wrong one), search → entity → lineage across
+//! fraud, growth and platform, expansion, pan and zoom, the same by keyboard, the payloads
+//! staying text, the large graph grouped and drawn within 10 s, column lineage in the
+//! column-level view, placeholders without names for fraud-reader (and no audit), the
+//! auditor's audit page and export, and no browser console errors.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (tests/web/setup.sh installs them) and
 //! selenium in the venv of tests/python/setup.sh (or `METAMESH_PYTHON`); it fails, saying so,
