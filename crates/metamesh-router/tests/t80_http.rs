@@ -786,6 +786,13 @@ async fn the_web_ui_signs_in_by_session_and_its_api_shows_what_the_caller_may_se
         .filter_map(|t| t["name"].as_str())
         .collect();
     assert_eq!(readable, ["fraud"], "{me:#}");
+    // A browser holding the principal's certificate is signed in by it, no form.
+    let with_cert = Client { tls: cert_tls(&mesh, "fraud-reader", &[HTTP1]), ..browser.clone() };
+    let by_cert = with_cert.get("/api/mesh/v1/whoami").await.expect(200).json();
+    assert_eq!(
+        (by_cert["via"].as_str(), by_cert["principal"].as_str()),
+        (Some("certificate"), me["principal"].as_str())
+    );
     // A session never writes, even with a well-formed event.
     let e = event("START", 1, 9, "fraud", "session_write", vec![], vec![ds("fraud", "x")]);
     let write = browser
