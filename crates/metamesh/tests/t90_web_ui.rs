@@ -78,25 +78,7 @@ fn browser() -> (PathBuf, PathBuf) {
 
 /// The venv's Python, with selenium and requests.
 fn python() -> PathBuf {
-    let python = std::env::var_os("METAMESH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python for the web UI tests at {}: {SETUP_HINT}, or set METAMESH_PYTHON",
-        python.display()
-    );
-    let probe = Command::new(&python)
-        .args(["-c", "import selenium, requests"])
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
-    assert!(
-        probe.status.success(),
-        "{} cannot import selenium: {SETUP_HINT}\n{}",
-        python.display(),
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    python
+    common::venv_python("selenium, requests", "web UI")
 }
 
 /// meshctl: `$METAMESH_MESHCTL`, else built now by cargo beside this test's `metamesh` (same
