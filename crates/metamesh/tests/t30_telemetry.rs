@@ -83,14 +83,22 @@ async fn metrics_endpoint_reports_raft_state_rpc_latency_and_snapshot_size() {
         group.wait_serving(i).await;
     }
     let leader = leader(&group).await;
-    // A write through a follower: served there, forwarded to the leader.
+    // A write through a follower: served there, forwarded to the leader. On a loaded machine
+    // a new election may start between finding the leader and writing: the follower then
+    // answers UNAVAILABLE, and the client retries (the request id makes it one write).
     let via = (leader + 1) % 3;
-    let revision = CatalogServiceClient::new(channel(&group, via).await)
-        .create_tenant(CreateTenantRequest { request_id: "t30-1".into(), name: "acme".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .revision;
+    let mut catalog = CatalogServiceClient::new(channel(&group, via).await);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let revision = loop {
+        let request = CreateTenantRequest { request_id: "t30-1".into(), name: "acme".into(), ..Default::default() };
+        match catalog.create_tenant(request).await {
+            Ok(reply) => break reply.into_inner().revision,
+            Err(s) if s.code() == tonic::Code::Unavailable && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            Err(s) => panic!("create_tenant through replica {via}: {s}"),
+        }
+    };
     assert!(revision >= 1);
 
     let created =
