@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::marquez::{as_router, get};
-use super::{session, HttpState, Who};
+use super::{HttpState, Who};
 use crate::groups::on_behalf;
 
 type Answer = Result<Json<Value>, ApiError>;
@@ -66,7 +66,7 @@ pub(super) fn markdown_html(text: &str) -> String {
 }
 
 /// The opaque id of a placeholder: stable for one router process, not reversible to the URN.
-pub(super) fn placeholder_id(state: &HttpState, urn: &str) -> String {
+fn placeholder_id(state: &HttpState, urn: &str) -> String {
     let mut hash = Sha256::new();
     hash.update(state.placeholder_key);
     hash.update(urn.as_bytes());
@@ -122,7 +122,7 @@ pub(super) async fn whoami(
     // The same order as `HttpState::authorize`: bearer key, session, certificate.
     let via = if headers.contains_key(header::AUTHORIZATION) {
         "apiKey"
-    } else if session::token(&headers).and_then(|t| state.sessions.principal(t)).is_some() {
+    } else if state.session_principal(&axum::http::Method::GET, &headers).is_some() {
         "session"
     } else {
         "certificate"

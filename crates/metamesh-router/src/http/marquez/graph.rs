@@ -396,15 +396,21 @@ pub(in crate::http) async fn mesh_lineage(
     let reply = state.api.expand(as_router(&who, request)).await?.into_inner();
     let nodes: Vec<Value> = reply.nodes.iter().map(|n| super::super::mesh::node_json(&state, n)).collect();
     // Placeholders are opaque: their edges name them by their id and by position, not by URN.
-    let hidden: HashMap<&str, usize> =
-        reply.nodes.iter().enumerate().filter(|(_, n)| n.placeholder).map(|(i, n)| (n.urn.as_str(), i)).collect();
+    let hidden: HashMap<&str, (usize, &Value)> = reply
+        .nodes
+        .iter()
+        .zip(&nodes)
+        .enumerate()
+        .filter(|(_, (n, _))| n.placeholder)
+        .map(|(i, (n, shown))| (n.urn.as_str(), (i, &shown["id"])))
+        .collect();
     let end = |urn: &str| match hidden.get(urn) {
-        Some(i) => json!({"placeholder": i}),
+        Some((i, _)) => json!({"placeholder": i}),
         None => json!(urn),
     };
-    let id = |urn: &str| match hidden.contains_key(urn) {
-        true => super::super::mesh::placeholder_id(&state, urn),
-        false => urn.to_owned(),
+    let id = |urn: &str| match hidden.get(urn) {
+        Some((_, id)) => (*id).clone(),
+        None => json!(urn),
     };
     let edges: Vec<Value> = reply
         .edges
