@@ -21,7 +21,6 @@ use metamesh_node::Authorized;
 use metamesh_policy::{Action, Resource};
 use metamesh_proto::v1;
 use metamesh_proto::v1::audit_service_server::AuditService;
-use metamesh_proto::v1::catalog_service_client::CatalogServiceClient;
 use metamesh_proto::v1::lineage_service_server::LineageService;
 use metamesh_proto::v1::search_service_server::SearchService;
 use serde_json::{json, Value};
@@ -30,7 +29,6 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::marquez::{as_router, get};
 use super::{HttpState, Who};
-use crate::groups::on_behalf;
 
 type Answer = Result<Json<Value>, ApiError>;
 /// A query string as its pairs, repeated keys kept.
@@ -274,16 +272,8 @@ pub(super) async fn entity(State(state): State<Arc<HttpState>>, Who(who): Who, Q
 }
 
 async fn versions(state: &HttpState, who: &Authorized, urn: &EntityUrn) -> Result<Value, ApiError> {
-    let group = state.groups.of(urn.tenant())?;
     let request = v1::ListVersionsRequest { urn: urn.to_string(), page_size: PAGE_VERSIONS, ..Default::default() };
-    let reply = state
-        .groups
-        .call(group, |ch| {
-            let request = on_behalf(who, request.clone());
-            async move { CatalogServiceClient::new(ch).list_versions(request).await }
-        })
-        .await?
-        .into_inner();
+    let reply = state.catalog(who, urn.tenant(), request, |mut c, r| async move { c.list_versions(r).await }).await?;
     let rows: Vec<Value> = reply
         .versions
         .iter()
@@ -297,16 +287,8 @@ async fn versions(state: &HttpState, who: &Authorized, urn: &EntityUrn) -> Resul
 }
 
 async fn documents(state: &HttpState, who: &Authorized, urn: &EntityUrn) -> Result<Value, ApiError> {
-    let group = state.groups.of(urn.tenant())?;
     let request = v1::ListDocumentsRequest { entity_urn: urn.to_string(), ..Default::default() };
-    let reply = state
-        .groups
-        .call(group, |ch| {
-            let request = on_behalf(who, request.clone());
-            async move { CatalogServiceClient::new(ch).list_documents(request).await }
-        })
-        .await?
-        .into_inner();
+    let reply = state.catalog(who, urn.tenant(), request, |mut c, r| async move { c.list_documents(r).await }).await?;
     let docs: Vec<Value> = reply
         .documents
         .iter()

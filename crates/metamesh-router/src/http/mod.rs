@@ -33,6 +33,9 @@ pub use auth::{hash_key, ApiKeys};
 use error::ApiError;
 pub use ingest::Namespaces;
 
+/// A shard's catalog service, as the handlers call it.
+type CatalogClient = metamesh_proto::v1::catalog_service_client::CatalogServiceClient<tonic::transport::Channel>;
+
 /// Largest request body by default, after decompression.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -73,6 +76,28 @@ impl HttpState {
         let policy = self.authorizer.snapshot();
         caller.policy_digest = Some(policy.digest().to_string());
         Ok(Authorized { caller, policy, tenants: Vec::new() })
+    }
+
+    /// Sends `request` on the caller's behalf to the catalog service of the group owning
+    /// `tenant`, and returns its answer.
+    async fn catalog<T, R, F, Fut>(
+        &self,
+        who: &Authorized,
+        tenant: &metamesh_core::TenantId,
+        request: T,
+        call: F,
+    ) -> Result<R, tonic::Status>
+    where
+        T: Clone,
+        F: Fn(CatalogClient, tonic::Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let group = self.groups.of(tenant)?;
+        let reply = self
+            .groups
+            .call(group, |ch| call(CatalogClient::new(ch), crate::groups::on_behalf(who, request.clone())))
+            .await?;
+        Ok(reply.into_inner())
     }
 
     /// The principal of the request's session cookie, when it may stand for the caller: no

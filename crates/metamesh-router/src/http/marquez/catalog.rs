@@ -120,16 +120,8 @@ pub(in crate::http) async fn dataset_versions(
         ApiError::not_found(format!("dataset `{}` not found in namespace `{}`", key.name, key.namespace))
     })?;
     let urn: EntityUrn = found.entity.urn.parse().map_err(|e| ApiError::bad_request(format!("{e}")))?;
-    let group = state.groups.of(urn.tenant())?;
     let request = v1::ListVersionsRequest { urn: urn.to_string(), page_size: 1000, ..Default::default() };
-    let reply = state
-        .groups
-        .call(group, |channel| {
-            let request = on_behalf(&who, request.clone());
-            async move { CatalogServiceClient::new(channel).list_versions(request).await }
-        })
-        .await?
-        .into_inner();
+    let reply = state.catalog(&who, urn.tenant(), request, |mut c, r| async move { c.list_versions(r).await }).await?;
     // Marquez's versions are what a run wrote (or a first read or dataset event described): the
     // bare version made when a run named an output before completing is not one. ListVersions
     // answers newest first, as Marquez lists them.

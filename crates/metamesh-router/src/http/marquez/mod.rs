@@ -24,7 +24,6 @@ use metamesh_node::Authorized;
 use metamesh_openlineage::{DatasetKey, JobKey, NodeId};
 use metamesh_policy::{Action, Resource, Visibility};
 use metamesh_proto::v1;
-use metamesh_proto::v1::catalog_service_client::CatalogServiceClient;
 use metamesh_proto::v1::catalog_service_server::CatalogService;
 use metamesh_proto::v1::lineage_service_client::LineageServiceClient;
 use metamesh_proto::v1::lineage_service_server::LineageService;
@@ -101,17 +100,9 @@ pub(in crate::http) async fn get(
     if who.visibility(urn) != Visibility::Full {
         return Ok(None);
     }
-    let group = state.groups.of(urn.tenant())?;
     let request = v1::GetEntityRequest { urn: urn.to_string(), ..Default::default() };
-    let answer = state
-        .groups
-        .call(group, |channel| {
-            let request = on_behalf(who, request.clone());
-            async move { CatalogServiceClient::new(channel).get_entity(request).await }
-        })
-        .await;
-    match answer {
-        Ok(reply) => Ok(reply.into_inner().entity.map(Found::of)),
+    match state.catalog(who, urn.tenant(), request, |mut c, r| async move { c.get_entity(r).await }).await {
+        Ok(reply) => Ok(reply.entity.map(Found::of)),
         Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::PermissionDenied) => Ok(None),
         Err(s) => Err(s.into()),
     }
@@ -129,7 +120,6 @@ async fn list(
     if !who.may(Action::Read, tenant) {
         return Ok(Vec::new());
     }
-    let group = state.groups.of(tenant)?;
     let mut out = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -149,14 +139,7 @@ async fn list(
             page_token: page_token.clone(),
             ..Default::default()
         };
-        let reply = state
-            .groups
-            .call(group, |channel| {
-                let request = on_behalf(who, request.clone());
-                async move { CatalogServiceClient::new(channel).list_entities(request).await }
-            })
-            .await?
-            .into_inner();
+        let reply = state.catalog(who, tenant, request, |mut c, r| async move { c.list_entities(r).await }).await?;
         out.extend(reply.entities.into_iter().map(Found::of).filter(|f| f.ol().is_object()));
         if reply.next_page_token.is_empty() || out.len() >= MAX_LISTED {
             return Ok(out);
