@@ -11,13 +11,20 @@
 //! committed apply. It is loaded when the store opens, and changed only by the deltas of an
 //! apply that committed (a refused or failed apply leaves it alone). A property test compares
 //! it with the SQL path.
+//!
+//! Memory (W8 in docs/benchmarks.md: a node holds a million entities and a million and a half
+//! live edges): nodes and edges are integers end to end. A node is 16 bytes (its name in one
+//! shared arena, its tenant an index), found through a table of `u32`s; an edge is a 64-byte
+//! record in one dense vector, found by id through another table of `u32`s; adjacency lists
+//! hold edge slots, inline up to four.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
+use hashbrown::HashTable;
 use indexmap::IndexSet;
 use smallvec::SmallVec;
 
-use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Urn};
+use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Kind, TenantId, Urn};
 
 /// A change to the live edge set made by one apply, recorded by the handlers and applied to the
 /// index once the transaction has committed.
@@ -27,9 +34,18 @@ pub(crate) enum Delta {
     Removed(Vec<i64>),
 }
 
-/// One live edge, with its ends as node indexes: 56 bytes, as a million-entity graph holds
-/// one and a half million of them (W8 in docs/benchmarks.md).
+/// One node, 16 bytes: its name is `names[start..start + len]` (names are at most
+/// `MAX_NAME_BYTES`, 1 KiB).
+struct Node {
+    start: u64,
+    tenant: u32,
+    len: u16,
+    kind: Kind,
+}
+
+/// One live edge, with its ends as node indexes.
 struct Rec {
+    id: i64,
     src: u32,
     dst: u32,
     /// Index into `Graph::principals`.
@@ -60,34 +76,83 @@ fn unpin(version: u64) -> Option<u64> {
     (version != NO_VERSION).then_some(version)
 }
 
-/// A node's edge ids in one direction: most nodes have one or two, kept inline.
-type Adjacent = SmallVec<[i64; 2]>;
+/// A node's edge slots in one direction: most nodes have one to four, kept inline.
+type Adjacent = SmallVec<[u32; 4]>;
 
 #[derive(Default)]
 pub(crate) struct Graph {
-    /// Every node's URN, once: its position is the node's index (an `IndexSet` keeps the URN
-    /// a single time, where a map plus a vector kept it twice — about 130 bytes a node).
-    urns: IndexSet<EntityUrn>,
+    hasher: RandomState,
+    tenants: IndexSet<TenantId>,
+    /// Every node's name, end to end.
+    names: String,
+    nodes: Vec<Node>,
+    /// Node indexes, hashed by (tenant, kind, name).
+    node_index: HashTable<u32>,
     out: Vec<Adjacent>,
     inn: Vec<Adjacent>,
-    edges: HashMap<i64, Rec>,
+    /// The live edges, dense: a removal moves the last record into the freed slot.
+    recs: Vec<Rec>,
+    /// Edge slots, hashed by edge id.
+    edge_index: HashTable<u32>,
     /// Principals are few and repeated on every edge: one copy each, edges hold the index.
     principals: IndexSet<Box<str>>,
 }
 
 impl Graph {
+    fn node_hash(&self, tenant: u32, kind: Kind, name: &str) -> u64 {
+        self.hasher.hash_one((tenant, kind, name))
+    }
+
+    fn name(&self, n: &Node) -> &str {
+        &self.names[n.start as usize..n.start as usize + n.len as usize]
+    }
+
+    /// The node's index, if the graph has seen it.
+    fn find(&self, urn: &EntityUrn) -> Option<u32> {
+        let tenant = self.tenants.get_index_of(urn.tenant())? as u32;
+        let hash = self.node_hash(tenant, urn.kind(), urn.name());
+        let (nodes, names) = (&self.nodes, &self.names);
+        self.node_index
+            .find(hash, |&i| {
+                let n = &nodes[i as usize];
+                n.tenant == tenant
+                    && n.kind == urn.kind()
+                    && &names[n.start as usize..n.start as usize + n.len as usize] == urn.name()
+            })
+            .copied()
+    }
+
     fn node(&mut self, urn: &EntityUrn) -> u32 {
-        if let Some(n) = self.urns.get_index_of(urn) {
-            return n as u32;
+        if let Some(n) = self.find(urn) {
+            return n;
         }
-        let (n, _) = self.urns.insert_full(urn.clone());
-        let n = n as u32;
+        let tenant = match self.tenants.get_index_of(urn.tenant()) {
+            Some(t) => t as u32,
+            None => self.tenants.insert_full(urn.tenant().clone()).0 as u32,
+        };
+        let start = self.names.len() as u64;
+        self.names.push_str(urn.name());
+        let n = self.nodes.len() as u32;
+        self.nodes.push(Node { start, len: urn.name().len() as u16, tenant, kind: urn.kind() });
+        let hash = self.node_hash(tenant, urn.kind(), urn.name());
+        let (nodes, names, hasher) = (&self.nodes, &self.names, &self.hasher);
+        self.node_index.insert_unique(hash, n, |&i| {
+            let n = &nodes[i as usize];
+            hasher.hash_one((n.tenant, n.kind, &names[n.start as usize..n.start as usize + n.len as usize]))
+        });
         self.out.push(Adjacent::new());
         self.inn.push(Adjacent::new());
         n
     }
 
+    fn slot_of(&self, id: i64) -> Option<u32> {
+        let recs = &self.recs;
+        self.edge_index.find(self.hasher.hash_one(id), |&s| recs[s as usize].id == id).copied()
+    }
+
     pub fn insert(&mut self, id: i64, e: Edge) {
+        // An edge id names one row: inserting it again replaces the record.
+        self.remove(id);
         let src = self.node(&e.from.entity);
         let dst = self.node(&e.to.entity);
         let created_by = match self.principals.get_index_of(e.created_by.as_str()) {
@@ -101,7 +166,9 @@ impl Graph {
                 transformation: transformation.map(String::into_boxed_str),
             })),
         };
-        let rec = Rec {
+        let slot = self.recs.len() as u32;
+        self.recs.push(Rec {
+            id,
             src,
             dst,
             created_by,
@@ -111,17 +178,36 @@ impl Graph {
             revision: e.revision,
             created_at_ms: e.created_at_ms,
             extra,
-        };
-        if self.edges.insert(id, rec).is_none() {
-            self.out[src as usize].push(id);
-            self.inn[dst as usize].push(id);
-        }
+        });
+        let (recs, hasher) = (&self.recs, &self.hasher);
+        self.edge_index.insert_unique(hasher.hash_one(id), slot, |&s| hasher.hash_one(recs[s as usize].id));
+        self.out[src as usize].push(slot);
+        self.inn[dst as usize].push(slot);
     }
 
     fn remove(&mut self, id: i64) {
-        if let Some(rec) = self.edges.remove(&id) {
-            self.out[rec.src as usize].retain(|x| *x != id);
-            self.inn[rec.dst as usize].retain(|x| *x != id);
+        let Some(slot) = self.slot_of(id) else { return };
+        let hash = self.hasher.hash_one(id);
+        let recs = &self.recs;
+        if let Ok(entry) = self.edge_index.find_entry(hash, |&s| recs[s as usize].id == id) {
+            entry.remove();
+        }
+        let rec = self.recs.swap_remove(slot as usize);
+        self.out[rec.src as usize].retain(|s| *s != slot);
+        self.inn[rec.dst as usize].retain(|s| *s != slot);
+        // The last record moved into `slot`: point its index entry and adjacency at it.
+        let moved = self.recs.len() as u32;
+        if slot != moved {
+            let m = &self.recs[slot as usize];
+            let (moved_id, src, dst) = (m.id, m.src as usize, m.dst as usize);
+            if let Some(s) = self.edge_index.find_mut(self.hasher.hash_one(moved_id), |&s| s == moved) {
+                *s = slot;
+            }
+            for s in self.out[src].iter_mut().chain(self.inn[dst].iter_mut()) {
+                if *s == moved {
+                    *s = slot;
+                }
+            }
         }
     }
 
@@ -134,40 +220,52 @@ impl Graph {
         }
     }
 
-    /// Live edges touching the frontier, once each, by id.
+    /// Live edges touching the frontier, once each, in id order.
     pub fn edges_of(&self, frontier: &[EntityUrn], direction: Direction, kinds: &[EdgeKind]) -> Vec<(i64, Edge)> {
-        let mut ids = Vec::new();
+        let mut slots = Vec::new();
         for urn in frontier {
-            let Some(n) = self.urns.get_index_of(urn) else { continue };
+            let Some(n) = self.find(urn) else { continue };
             if direction != Direction::Upstream {
-                ids.extend_from_slice(&self.out[n]);
+                slots.extend_from_slice(&self.out[n as usize]);
             }
             if direction != Direction::Downstream {
-                ids.extend_from_slice(&self.inn[n]);
+                slots.extend_from_slice(&self.inn[n as usize]);
             }
         }
-        ids.sort_unstable();
-        ids.dedup();
-        ids.into_iter()
-            .filter_map(|id| {
-                let r = self.edges.get(&id)?;
+        slots.sort_unstable();
+        slots.dedup();
+        let mut edges: Vec<(i64, Edge)> = slots
+            .into_iter()
+            .filter_map(|s| {
+                let r = &self.recs[s as usize];
                 if !kinds.is_empty() && !kinds.contains(&r.kind) {
                     return None;
                 }
-                Some((id, self.edge(r)))
+                Some((r.id, self.edge(r)?))
             })
-            .collect()
+            .collect();
+        edges.sort_unstable_by_key(|(id, _)| *id);
+        edges
     }
 
-    fn edge(&self, r: &Rec) -> Edge {
+    fn urn(&self, n: u32, version: u64) -> Option<Urn> {
+        let node = &self.nodes[n as usize];
+        let tenant = self.tenants.get_index(node.tenant as usize)?.clone();
+        // The parts came from a valid URN, so this cannot fail; if it did, the edge is left out
+        // rather than the read failing.
+        let entity = EntityUrn::new(tenant, node.kind, self.name(node)).ok()?;
+        Some(Urn { entity, version: unpin(version) })
+    }
+
+    fn edge(&self, r: &Rec) -> Option<Edge> {
         let (columns, transformation) = match r.extra.as_deref() {
             Some(x) => (x.columns.clone(), x.transformation.as_deref().map(str::to_owned)),
             None => (None, None),
         };
         let (from_column, to_column) = columns.unzip();
-        Edge {
-            from: Urn { entity: self.urns[r.src as usize].clone(), version: unpin(r.src_version) },
-            to: Urn { entity: self.urns[r.dst as usize].clone(), version: unpin(r.dst_version) },
+        Some(Edge {
+            from: self.urn(r.src, r.src_version)?,
+            to: self.urn(r.dst, r.dst_version)?,
             kind: r.kind,
             from_column,
             to_column,
@@ -175,10 +273,10 @@ impl Graph {
             revision: r.revision,
             created_at_ms: r.created_at_ms,
             created_by: self.principals.get_index(r.created_by as usize).map(|p| p.to_string()).unwrap_or_default(),
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.edges.len()
+        self.recs.len()
     }
 }
