@@ -64,7 +64,9 @@ run limits
 run replicated
 run authz_rpc
 run lineage MM_BENCH_CHAINS="$chains" MM_BENCH_STAGES="$stages"
-run store
+run store METAMESH_BENCH_ONLY=single,batch,openlineage
+# W8 in a process of its own: its resident memory is then one store's, not the earlier parts'.
+run store METAMESH_BENCH_ONLY=frontier METAMESH_BENCH_MERGE=1
 run openlineage
 run mlmd
 run verify

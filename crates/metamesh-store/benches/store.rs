@@ -2,7 +2,10 @@
 //!
 //! `cargo bench -p metamesh-store --bench store` — scale with `METAMESH_BENCH_NODES`
 //! (default 100000 graph nodes); `METAMESH_BENCH_SMOKE=1` runs a small version in seconds;
-//! `METAMESH_BENCH_ONLY=single,batch,openlineage,frontier` picks parts.
+//! `METAMESH_BENCH_ONLY=single,batch,openlineage,frontier` picks parts;
+//! `METAMESH_BENCH_MERGE=1` adds this run's parts to an existing `target/bench/store.json`
+//! instead of replacing it (`bench/run.sh` runs the frontier part, W8, in a process of its own,
+//! so that its resident memory is one store's and not what the earlier parts left behind).
 //!
 //! - single: one `PutEntity` per revision (one transaction, one fsync each);
 //! - batch: `Batch` commands of 1,000 `PutEntity` each;
@@ -280,7 +283,16 @@ fn save(report: &serde_json::Value) {
     }
     .join("bench");
     std::fs::create_dir_all(&dir).expect("target/bench");
-    std::fs::write(dir.join("store.json"), serde_json::to_vec_pretty(report).expect("JSON")).expect("store.json");
+    let path = dir.join("store.json");
+    let mut merged = report.clone();
+    if std::env::var_os("METAMESH_BENCH_MERGE").is_some() {
+        let earlier = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        if let (Some(serde_json::Value::Object(mut earlier)), serde_json::Value::Object(now)) = (earlier, report) {
+            earlier.extend(now.clone());
+            merged = serde_json::Value::Object(earlier);
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&merged).expect("JSON")).expect("store.json");
 }
 
 /// Applies the OpenLineage workload (`metamesh_openlineage::workload`) to one store, in

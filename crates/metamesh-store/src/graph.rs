@@ -15,14 +15,14 @@
 //! Memory (W8 in docs/benchmarks.md: a node holds a million entities and a million and a half
 //! live edges): nodes and edges are integers end to end. A node is 16 bytes (its name in one
 //! shared arena, its tenant an index), found through a table of `u32`s; an edge is a 64-byte
-//! record in one dense vector, found by id through another table of `u32`s; adjacency lists
-//! hold edge slots, inline up to four.
+//! record in one dense vector, found by id through another table of `u32`s; a node's edges in
+//! each direction are a list threaded through the records (the node holds the first slot, each
+//! record the next), so adjacency costs 8 bytes a node and 8 an edge.
 
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 use indexmap::IndexSet;
-use smallvec::SmallVec;
 
 use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Kind, TenantId, Urn};
 
@@ -34,20 +34,34 @@ pub(crate) enum Delta {
     Removed(Vec<i64>),
 }
 
-/// One node, 16 bytes: its name is `names[start..start + len]` (names are at most
+/// One node, 24 bytes: its name is `names[start..start + len]` (names are at most
 /// `MAX_NAME_BYTES`, 1 KiB).
 struct Node {
     start: u64,
     tenant: u32,
     len: u16,
     kind: Kind,
+    /// The first edge slot of its outgoing and incoming lists, `NIL` for none.
+    first: [u32; 2],
 }
 
-/// One live edge, with its ends as node indexes.
+/// The end of an adjacency list.
+const NIL: u32 = u32::MAX;
+
+/// Which of a node's two lists: edges leaving it, or edges reaching it.
+#[derive(Clone, Copy)]
+enum Side {
+    Out = 0,
+    In = 1,
+}
+
+/// One live edge, 72 bytes, with its ends as node indexes.
 struct Rec {
     id: i64,
     src: u32,
     dst: u32,
+    /// The next slot in `src`'s outgoing list and in `dst`'s incoming list.
+    next: [u32; 2],
     /// Index into `Graph::principals`.
     created_by: u32,
     kind: EdgeKind,
@@ -76,9 +90,6 @@ fn unpin(version: u64) -> Option<u64> {
     (version != NO_VERSION).then_some(version)
 }
 
-/// A node's edge slots in one direction: most nodes have one to four, kept inline.
-type Adjacent = SmallVec<[u32; 4]>;
-
 #[derive(Default)]
 pub(crate) struct Graph {
     hasher: RandomState,
@@ -88,8 +99,6 @@ pub(crate) struct Graph {
     nodes: Vec<Node>,
     /// Node indexes, hashed by (tenant, kind, name).
     node_index: HashTable<u32>,
-    out: Vec<Adjacent>,
-    inn: Vec<Adjacent>,
     /// The live edges, dense: a removal moves the last record into the freed slot.
     recs: Vec<Rec>,
     /// Edge slots, hashed by edge id.
@@ -133,16 +142,49 @@ impl Graph {
         let start = self.names.len() as u64;
         self.names.push_str(urn.name());
         let n = self.nodes.len() as u32;
-        self.nodes.push(Node { start, len: urn.name().len() as u16, tenant, kind: urn.kind() });
+        self.nodes.push(Node { start, len: urn.name().len() as u16, tenant, kind: urn.kind(), first: [NIL; 2] });
         let hash = self.node_hash(tenant, urn.kind(), urn.name());
         let (nodes, names, hasher) = (&self.nodes, &self.names, &self.hasher);
         self.node_index.insert_unique(hash, n, |&i| {
             let n = &nodes[i as usize];
             hasher.hash_one((n.tenant, n.kind, &names[n.start as usize..n.start as usize + n.len as usize]))
         });
-        self.out.push(Adjacent::new());
-        self.inn.push(Adjacent::new());
         n
+    }
+
+    /// The node at one end of an edge record, for a side's list.
+    fn end(r: &Rec, side: Side) -> u32 {
+        match side {
+            Side::Out => r.src,
+            Side::In => r.dst,
+        }
+    }
+
+    /// The slots of a node's list on one side.
+    fn list(&self, node: u32, side: Side) -> impl Iterator<Item = u32> + '_ {
+        let first = self.nodes[node as usize].first[side as usize];
+        std::iter::successors((first != NIL).then_some(first), move |&s| {
+            let next = self.recs[s as usize].next[side as usize];
+            (next != NIL).then_some(next)
+        })
+    }
+
+    /// Points the link that holds `from` in `node`'s list on `side` at `to` instead.
+    fn relink(&mut self, node: u32, side: Side, from: u32, to: u32) {
+        let head = &mut self.nodes[node as usize].first[side as usize];
+        if *head == from {
+            *head = to;
+            return;
+        }
+        let mut at = *head;
+        while at != NIL {
+            let next = &mut self.recs[at as usize].next[side as usize];
+            if *next == from {
+                *next = to;
+                return;
+            }
+            at = *next;
+        }
     }
 
     fn slot_of(&self, id: i64) -> Option<u32> {
@@ -167,10 +209,15 @@ impl Graph {
             })),
         };
         let slot = self.recs.len() as u32;
+        let next =
+            [self.nodes[src as usize].first[Side::Out as usize], self.nodes[dst as usize].first[Side::In as usize]];
+        self.nodes[src as usize].first[Side::Out as usize] = slot;
+        self.nodes[dst as usize].first[Side::In as usize] = slot;
         self.recs.push(Rec {
             id,
             src,
             dst,
+            next,
             created_by,
             kind: e.kind,
             src_version: pin(e.from.version),
@@ -181,8 +228,6 @@ impl Graph {
         });
         let (recs, hasher) = (&self.recs, &self.hasher);
         self.edge_index.insert_unique(hasher.hash_one(id), slot, |&s| hasher.hash_one(recs[s as usize].id));
-        self.out[src as usize].push(slot);
-        self.inn[dst as usize].push(slot);
     }
 
     fn remove(&mut self, id: i64) {
@@ -192,21 +237,22 @@ impl Graph {
         if let Ok(entry) = self.edge_index.find_entry(hash, |&s| recs[s as usize].id == id) {
             entry.remove();
         }
-        let rec = self.recs.swap_remove(slot as usize);
-        self.out[rec.src as usize].retain(|s| *s != slot);
-        self.inn[rec.dst as usize].retain(|s| *s != slot);
-        // The last record moved into `slot`: point its index entry and adjacency at it.
+        for side in [Side::Out, Side::In] {
+            let (node, next) =
+                (Self::end(&self.recs[slot as usize], side), self.recs[slot as usize].next[side as usize]);
+            self.relink(node, side, slot, next);
+        }
+        self.recs.swap_remove(slot as usize);
+        // The last record moved into `slot`: point its index entry and the links to it there.
         let moved = self.recs.len() as u32;
         if slot != moved {
-            let m = &self.recs[slot as usize];
-            let (moved_id, src, dst) = (m.id, m.src as usize, m.dst as usize);
+            let moved_id = self.recs[slot as usize].id;
             if let Some(s) = self.edge_index.find_mut(self.hasher.hash_one(moved_id), |&s| s == moved) {
                 *s = slot;
             }
-            for s in self.out[src].iter_mut().chain(self.inn[dst].iter_mut()) {
-                if *s == moved {
-                    *s = slot;
-                }
+            for side in [Side::Out, Side::In] {
+                let node = Self::end(&self.recs[slot as usize], side);
+                self.relink(node, side, moved, slot);
             }
         }
     }
@@ -226,10 +272,10 @@ impl Graph {
         for urn in frontier {
             let Some(n) = self.find(urn) else { continue };
             if direction != Direction::Upstream {
-                slots.extend_from_slice(&self.out[n as usize]);
+                slots.extend(self.list(n, Side::Out));
             }
             if direction != Direction::Downstream {
-                slots.extend_from_slice(&self.inn[n as usize]);
+                slots.extend(self.list(n, Side::In));
             }
         }
         slots.sort_unstable();
