@@ -252,7 +252,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = GrpcConnection;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> GrpcConnection {
-        GrpcConnection { network: self.clone(), target, addr: node.addr.clone() }
+        GrpcConnection { network: self.clone(), target, addr: node.addr.clone(), probing: true }
     }
 }
 
@@ -260,6 +260,9 @@ pub struct GrpcConnection {
     network: GrpcNetwork,
     target: u64,
     addr: String,
+    /// Whether a request that must be cut is first sent as an empty probe of its last entry
+    /// (see `append_entries`); cleared once the follower is found to lack entries.
+    probing: bool,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
@@ -318,6 +321,32 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
         // entries it carries. Entries range from one small put to a 1,000-entity batch, so the
         // request is cut by its commands here rather than by entries (`max_payload_entries` only bounds
         // it): a prefix is sent and a success reported as partial, and Raft sends the rest next.
+        //
+        // A new leader does not know how much of its log a follower holds: it resends what the
+        // follower may already have, and cut to one large entry per request, catching up a
+        // follower that holds every entry took one round trip per 1,000-entity batch (W7 in
+        // docs/benchmarks.md: 0.7 s after an election). So a request that would be cut is first
+        // sent without entries, asking whether the follower holds its last entry: if it does,
+        // the whole request is done (Raft's log matching: the follower holds the same prefix);
+        // if not, the prefix is sent as before, and this connection stops probing, since the
+        // follower is really behind.
+        if self.probing
+            && rpc.entries.len() > 1
+            && rpc.entries.iter().map(weight).sum::<usize>() > APPEND_BUDGET_COMMANDS
+        {
+            let last = rpc.entries.last().map(|e| e.log_id);
+            let probe: AppendEntriesRequest<TypeConfig> = AppendEntriesRequest {
+                vote: rpc.vote,
+                prev_log_id: last,
+                leader_commit: rpc.leader_commit,
+                entries: Vec::new(),
+            };
+            match self.call(&probe, option.hard_ttl(), RpcKind::Append).await? {
+                AppendEntriesResponse::Success => return Ok(AppendEntriesResponse::Success),
+                AppendEntriesResponse::Conflict => self.probing = false,
+                other => return Ok(other),
+            }
+        }
         let sent = cut_to_budget(&mut rpc.entries, APPEND_BUDGET_COMMANDS);
         let reply: AppendEntriesResponse<u64> = self.call(&rpc, option.hard_ttl(), RpcKind::Append).await?;
         Ok(match (reply, sent) {

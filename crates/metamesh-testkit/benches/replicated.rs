@@ -115,13 +115,19 @@ async fn main() {
     let old = g.wait_for_leader().await;
     let t = Instant::now();
     g.kill(old).await;
+    let killed_ms = t.elapsed().as_secs_f64() * 1e3;
+    g.wait_for_leader().await;
+    let elected_ms = t.elapsed().as_secs_f64() * 1e3;
     let survivor = g.ids()[0];
     g.write_via(survivor, put(next)).await;
     let failover_ms = t.elapsed().as_secs_f64() * 1e3;
-    println!("W7 failover                  {failover_ms:>8.0} ms from kill to first acknowledged write");
+    println!(
+        "W7 failover                  {failover_ms:>8.0} ms from kill to first acknowledged write \
+         (old leader stopped at {killed_ms:.0} ms, new leader at {elected_ms:.0} ms)"
+    );
     metamesh_testkit::bench::save(
         "replicated",
         &json!({"replicas": 3, "state_sync": if full { "FULL" } else { "NORMAL" }, "smoke": smoke,
-                "w1": w1, "w2": w2, "w3": w3, "w7": {"failover_ms": failover_ms}}),
+                "w1": w1, "w2": w2, "w3": w3, "w7": {"failover_ms": failover_ms, "stopped_ms": killed_ms, "elected_ms": elected_ms}}),
     );
 }

@@ -149,3 +149,49 @@ async fn failover_after_large_batches_does_not_stall_replication() {
     g.wait_applied(revision).await;
     g.assert_converged().await;
 }
+
+/// An append request too large to send whole is first sent as an empty probe of its last entry
+/// (`GrpcConnection::append_entries`): a follower lacking the entries gets them (the probe
+/// conflicts), one holding them is not sent them again (the probe succeeds). Both happen here:
+/// a follower cut off while batches are written catches up after healing, then a new leader
+/// finds the other survivor holding its whole log. Every replica must end with every batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_catch_up_through_probed_append_requests() {
+    let options = metamesh_raft::ReplicaOptions {
+        heartbeat_ms: 400,
+        election_timeout_min_ms: 1200,
+        election_timeout_max_ms: 2400,
+        max_payload_entries: 16,
+        ..Default::default()
+    };
+    let mut g = ShardGroup::start_with(3, options).await;
+    g.write(tenant()).await;
+    // Batches of 600: two of them pass the 1,024-command budget of one request.
+    let batch = |b: usize| Command::Batch { commands: (0..600).map(|i| put(1000 + b * 600 + i)).collect() };
+    let leader = g.wait_for_leader().await;
+    let lagging = g.others(leader)[1];
+    g.partition(&[lagging], &g.others(lagging));
+    for b in 0..4 {
+        g.write(batch(b)).await;
+    }
+    assert!(!present(&g, lagging, 1000).await, "the partitioned follower got a batch");
+    g.heal();
+    let mut revision = 0;
+    for b in 4..8 {
+        revision = g.write(batch(b)).await;
+    }
+    g.wait_applied(revision).await;
+    g.assert_converged().await;
+
+    let old = g.wait_for_leader().await;
+    g.kill(old).await;
+    let survivor = g.ids()[0];
+    let revision = g.write_via(survivor, put(0)).await;
+    g.wait_applied(revision).await;
+    g.assert_converged().await;
+    for id in g.ids() {
+        for i in [0, 1000, 1000 + 4 * 600 - 1, 1000 + 8 * 600 - 1] {
+            assert!(present(&g, id, i).await, "replica {id} lacks d{i:05}");
+        }
+    }
+}
