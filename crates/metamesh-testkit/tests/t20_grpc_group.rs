@@ -22,6 +22,18 @@ fn put(i: usize) -> Command {
     Command::PutEntity(spec)
 }
 
+/// Timeouts for large entries in a debug build (JSON encodes about ten times slower than in
+/// release), with at most `max_payload_entries` entries per append request.
+fn large_entry_options(max_payload_entries: u64) -> metamesh_raft::ReplicaOptions {
+    metamesh_raft::ReplicaOptions {
+        heartbeat_ms: 400,
+        election_timeout_min_ms: 1200,
+        election_timeout_max_ms: 2400,
+        max_payload_entries,
+        ..Default::default()
+    }
+}
+
 async fn present(g: &ShardGroup, id: u64, i: usize) -> bool {
     g.replica(id).local_store().get_entity(&dataset(i).unversioned(), None).await.unwrap().is_some()
 }
@@ -127,14 +139,7 @@ async fn the_raft_listener_serves_nodes_only() {
 /// by the `replicated` benchmark's failover step, which stalled with larger requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_after_large_batches_does_not_stall_replication() {
-    let options = metamesh_raft::ReplicaOptions {
-        heartbeat_ms: 400,
-        election_timeout_min_ms: 1200,
-        election_timeout_max_ms: 2400,
-        max_payload_entries: 1,
-        ..Default::default()
-    };
-    let mut g = ShardGroup::start_with(3, options).await;
+    let mut g = ShardGroup::start_with(3, large_entry_options(1)).await;
     g.write(tenant()).await;
     for b in 0..12 {
         let commands = (0..1000).map(|i| put(1000 + b * 1000 + i)).collect();
@@ -157,14 +162,7 @@ async fn failover_after_large_batches_does_not_stall_replication() {
 /// finds the other survivor holding its whole log. Every replica must end with every batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_catch_up_through_probed_append_requests() {
-    let options = metamesh_raft::ReplicaOptions {
-        heartbeat_ms: 400,
-        election_timeout_min_ms: 1200,
-        election_timeout_max_ms: 2400,
-        max_payload_entries: 16,
-        ..Default::default()
-    };
-    let mut g = ShardGroup::start_with(3, options).await;
+    let mut g = ShardGroup::start_with(3, large_entry_options(16)).await;
     g.write(tenant()).await;
     // Batches of 600: two of them pass the 1,024-command budget of one request.
     let batch = |b: usize| Command::Batch { commands: (0..600).map(|i| put(1000 + b * 600 + i)).collect() };
