@@ -330,11 +330,9 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
         // the whole request is done (Raft's log matching: the follower holds the same prefix);
         // if not, the prefix is sent as before, and this connection stops probing, since the
         // follower is really behind.
-        if self.probing
-            && rpc.entries.len() > 1
-            && rpc.entries.iter().map(weight).sum::<usize>() > APPEND_BUDGET_COMMANDS
-        {
-            let last = rpc.entries.last().map(|e| e.log_id);
+        let last = rpc.entries.last().map(|e| e.log_id);
+        let sent = cut_to_budget(&mut rpc.entries, APPEND_BUDGET_COMMANDS);
+        if self.probing && sent.is_some() {
             let probe: AppendEntriesRequest<TypeConfig> = AppendEntriesRequest {
                 vote: rpc.vote,
                 prev_log_id: last,
@@ -347,7 +345,6 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
                 other => return Ok(other),
             }
         }
-        let sent = cut_to_budget(&mut rpc.entries, APPEND_BUDGET_COMMANDS);
         let reply: AppendEntriesResponse<u64> = self.call(&rpc, option.hard_ttl(), RpcKind::Append).await?;
         Ok(match (reply, sent) {
             (AppendEntriesResponse::Success, Some(last)) => AppendEntriesResponse::PartialSuccess(Some(last)),

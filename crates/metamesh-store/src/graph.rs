@@ -90,6 +90,16 @@ fn unpin(version: u64) -> Option<u64> {
     (version != NO_VERSION).then_some(version)
 }
 
+/// A node's name in the arena.
+fn name_of<'a>(names: &'a str, n: &Node) -> &'a str {
+    &names[n.start as usize..n.start as usize + n.len as usize]
+}
+
+/// Where a node sits in `Graph::node_index`.
+fn node_hash(hasher: &RandomState, tenant: u32, kind: Kind, name: &str) -> u64 {
+    hasher.hash_one((tenant, kind, name))
+}
+
 #[derive(Default)]
 pub(crate) struct Graph {
     hasher: RandomState,
@@ -108,25 +118,15 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    fn node_hash(&self, tenant: u32, kind: Kind, name: &str) -> u64 {
-        self.hasher.hash_one((tenant, kind, name))
-    }
-
-    fn name(&self, n: &Node) -> &str {
-        &self.names[n.start as usize..n.start as usize + n.len as usize]
-    }
-
     /// The node's index, if the graph has seen it.
     fn find(&self, urn: &EntityUrn) -> Option<u32> {
         let tenant = self.tenants.get_index_of(urn.tenant())? as u32;
-        let hash = self.node_hash(tenant, urn.kind(), urn.name());
+        let hash = node_hash(&self.hasher, tenant, urn.kind(), urn.name());
         let (nodes, names) = (&self.nodes, &self.names);
         self.node_index
             .find(hash, |&i| {
                 let n = &nodes[i as usize];
-                n.tenant == tenant
-                    && n.kind == urn.kind()
-                    && &names[n.start as usize..n.start as usize + n.len as usize] == urn.name()
+                n.tenant == tenant && n.kind == urn.kind() && name_of(names, n) == urn.name()
             })
             .copied()
     }
@@ -143,11 +143,11 @@ impl Graph {
         self.names.push_str(urn.name());
         let n = self.nodes.len() as u32;
         self.nodes.push(Node { start, len: urn.name().len() as u16, tenant, kind: urn.kind(), first: [NIL; 2] });
-        let hash = self.node_hash(tenant, urn.kind(), urn.name());
+        let hash = node_hash(&self.hasher, tenant, urn.kind(), urn.name());
         let (nodes, names, hasher) = (&self.nodes, &self.names, &self.hasher);
         self.node_index.insert_unique(hash, n, |&i| {
             let n = &nodes[i as usize];
-            hasher.hash_one((n.tenant, n.kind, &names[n.start as usize..n.start as usize + n.len as usize]))
+            node_hash(hasher, n.tenant, n.kind, name_of(names, n))
         });
         n
     }
@@ -185,11 +185,6 @@ impl Graph {
             }
             at = *next;
         }
-    }
-
-    fn slot_of(&self, id: i64) -> Option<u32> {
-        let recs = &self.recs;
-        self.edge_index.find(self.hasher.hash_one(id), |&s| recs[s as usize].id == id).copied()
     }
 
     pub fn insert(&mut self, id: i64, e: Edge) {
@@ -231,12 +226,11 @@ impl Graph {
     }
 
     fn remove(&mut self, id: i64) {
-        let Some(slot) = self.slot_of(id) else { return };
-        let hash = self.hasher.hash_one(id);
         let recs = &self.recs;
-        if let Ok(entry) = self.edge_index.find_entry(hash, |&s| recs[s as usize].id == id) {
-            entry.remove();
-        }
+        let Ok(entry) = self.edge_index.find_entry(self.hasher.hash_one(id), |&s| recs[s as usize].id == id) else {
+            return;
+        };
+        let (slot, _) = entry.remove();
         for side in [Side::Out, Side::In] {
             let (node, next) =
                 (Self::end(&self.recs[slot as usize], side), self.recs[slot as usize].next[side as usize]);
@@ -299,7 +293,7 @@ impl Graph {
         let tenant = self.tenants.get_index(node.tenant as usize)?.clone();
         // The parts came from a valid URN, so this cannot fail; if it did, the edge is left out
         // rather than the read failing.
-        let entity = EntityUrn::new(tenant, node.kind, self.name(node)).ok()?;
+        let entity = EntityUrn::new(tenant, node.kind, name_of(&self.names, node)).ok()?;
         Some(Urn { entity, version: unpin(version) })
     }
 
