@@ -114,6 +114,21 @@ pub struct EntityVersion {
     pub revision: u64,
 }
 
+/// What a lineage answer says of a node beyond its URN: its current version's type, status and
+/// whether it is a tombstone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NodeDetails {
+    pub type_name: Option<TypeName>,
+    pub status: Option<String>,
+    pub deleted: bool,
+}
+
+impl From<&EntityVersion> for NodeDetails {
+    fn from(e: &EntityVersion) -> NodeDetails {
+        NodeDetails { type_name: e.type_name.clone(), status: e.status.clone(), deleted: e.deleted }
+    }
+}
+
 /// One version of a markdown document attached to an entity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Document {

@@ -35,7 +35,7 @@ pub mod urn;
 
 pub use command::{Command, ForeignDataset, Outcome, Proposal};
 pub use edge::{Edge, EdgeKind, EdgeSpec};
-pub use entity::{Document, EntitySpec, EntityVersion};
+pub use entity::{Document, EntitySpec, EntityVersion, NodeDetails};
 pub use error::{CommandError, ErrorCode};
 pub use kind::{Kind, TypeName};
 pub use query::{AsOf, Direction, ListFilter, PropertyFilter, PropertyOp};

@@ -162,6 +162,43 @@ async fn edges_are_written_all_or_nothing_and_expanded() {
     assert_eq!(before.edges.len(), 1);
 }
 
+/// An expansion's nodes carry their entity's status and tombstone flag at the read point: the
+/// current ones (kept in memory beside the graph) and, as of an earlier revision, the ones then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expanded_nodes_carry_their_details_at_the_read_point() {
+    let node = Node::start().await;
+    let ch = node.alice().await;
+    let mut catalog = CatalogServiceClient::new(ch.clone());
+    let mut lineage = LineageServiceClient::new(ch.clone());
+    create_tenant(&ch, "fraud").await;
+    let with_status =
+        |urn: &str, status: &str| v1::PutEntityRequest { urn: urn.into(), status: status.into(), ..Default::default() };
+    catalog.put_entity(with_status(RAW, "fresh")).await.unwrap();
+    catalog.put_entity(with_status(RUN, "running")).await.unwrap();
+    let linked = lineage
+        .add_edges(v1::AddEdgesRequest { edges: vec![edge(RAW, "consumed", RUN)], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    catalog.put_entity(with_status(RUN, "succeeded")).await.unwrap();
+    catalog.delete_entity(v1::DeleteEntityRequest { urn: RAW.into(), ..Default::default() }).await.unwrap();
+
+    let expand = |as_of: Option<u64>| v1::ExpandRequest {
+        urns: vec![RUN.into()],
+        direction: v1::Direction::Upstream as i32,
+        as_of: as_of.map(|r| v1::AsOf { point: Some(v1::as_of::Point::Revision(r)) }),
+        ..Default::default()
+    };
+    let details = |reply: v1::ExpandReply| -> Vec<(String, String, bool)> {
+        reply.nodes.into_iter().map(|n| (n.urn, n.status, n.deleted)).collect()
+    };
+    let now = details(lineage.expand(expand(None)).await.unwrap().into_inner());
+    assert_eq!(now, [(RUN.to_owned(), "succeeded".to_owned(), false), (RAW.to_owned(), "fresh".to_owned(), true)]);
+    let then = details(lineage.expand(expand(Some(linked))).await.unwrap().into_inner());
+    assert_eq!(then, [(RUN.to_owned(), "running".to_owned(), false), (RAW.to_owned(), "fresh".to_owned(), false)]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_ranks_filters_and_pages() {
     let node = Node::start().await;

@@ -538,9 +538,9 @@ pub fn change_event(revision: u64, tenant: &str, urn: &str, change: v1::ChangeKi
     }
 }
 
-/// A node of an expansion. `entity` is the node's state at the read point when this shard owns
+/// A node of an expansion. `details` are the node's at the read point when this shard owns
 /// it; a node of another shard carries only what its URN says.
-pub fn lineage_node(urn: &EntityUrn, depth: u32, entity: Option<&EntityVersion>) -> v1::LineageNode {
+pub fn lineage_node(urn: &EntityUrn, depth: u32, details: Option<&metamesh_core::NodeDetails>) -> v1::LineageNode {
     v1::LineageNode {
         urn: urn.to_string(),
         tenant: urn.tenant().to_string(),
@@ -548,9 +548,9 @@ pub fn lineage_node(urn: &EntityUrn, depth: u32, entity: Option<&EntityVersion>)
         name: urn.name().to_owned(),
         placeholder: false,
         depth,
-        type_name: entity.and_then(|e| e.type_name.as_ref()).map(|t| t.to_string()).unwrap_or_default(),
-        status: entity.and_then(|e| e.status.clone()).unwrap_or_default(),
-        deleted: entity.is_some_and(|e| e.deleted),
+        type_name: details.and_then(|e| e.type_name.as_ref()).map(|t| t.to_string()).unwrap_or_default(),
+        status: details.and_then(|e| e.status.clone()).unwrap_or_default(),
+        deleted: details.is_some_and(|e| e.deleted),
     }
 }
 
@@ -567,7 +567,7 @@ pub fn expansion_to_wire(
     edges: &[Edge],
     remote_frontier: &[EntityUrn],
     truncated: bool,
-    entities: &std::collections::HashMap<EntityUrn, EntityVersion>,
+    details: &std::collections::HashMap<EntityUrn, metamesh_core::NodeDetails>,
     shard: &str,
 ) -> v1::ExpandReply {
     let mut sorted: Vec<&(EntityUrn, u32)> = nodes.iter().collect();
@@ -584,7 +584,7 @@ pub fn expansion_to_wire(
         ));
     }
     v1::ExpandReply {
-        nodes: sorted.into_iter().map(|(u, d)| lineage_node(u, *d, entities.get(u))).collect(),
+        nodes: sorted.into_iter().map(|(u, d)| lineage_node(u, *d, details.get(u))).collect(),
         edges: edges.iter().map(edge_to_wire).collect(),
         partial: !partial_reasons.is_empty(),
         partial_reasons,

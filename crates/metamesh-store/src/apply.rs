@@ -162,7 +162,7 @@ fn apply_entries(
     while i < entries.len() {
         let run = put_run_len(&entries[i..]);
         if run >= 2 {
-            out.applied.extend(apply_put_run(&tx, validators, &mut state, &entries[i..i + run])?);
+            out.applied.extend(apply_put_run(&tx, validators, &mut state, &entries[i..i + run], &mut out.deltas)?);
             i += run;
         } else {
             let (rev, proposal) = &entries[i];
@@ -212,6 +212,7 @@ fn apply_put_run(
     validators: &Validators,
     state: &mut Cached,
     entries: &[(u64, Proposal)],
+    deltas: &mut Vec<graph::Delta>,
 ) -> Result<Vec<Applied>, StoreError> {
     let mut applied: Vec<Applied> = Vec::with_capacity(entries.len());
     // Entries still to be written: index into `entries`, and the spec.
@@ -253,6 +254,7 @@ fn apply_put_run(
         }
     }
     if !rows.is_empty() {
+        deltas.extend(rows.iter().map(|(spec, _, _)| entities::details_delta(spec)));
         let outcomes = entities::write(conn, rows).map_err(store_failure)?;
         for (i, outcome) in written.into_iter().zip(outcomes) {
             crate::audit::record(conn, &mut state.chain, &entries[i].1, applied[i].at_ms)?;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use metamesh_core::{CommandError, EntitySpec, EntityUrn, Outcome, TenantId, TypeName};
+use metamesh_core::{CommandError, EntitySpec, EntityUrn, NodeDetails, Outcome, TenantId, TypeName};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::apply::{record_change, Ctx, Res};
@@ -74,7 +74,15 @@ pub(crate) fn put(
     let stamp = Stamp::of(ctx);
     let rows: Vec<(&EntitySpec, Checked, Stamp<'_>)> =
         specs.iter().zip(ok).map(|(spec, c)| (*spec, c, stamp)).collect();
-    write(conn, rows)
+    let outcomes = write(conn, rows)?;
+    ctx.graph.borrow_mut().extend(specs.iter().map(|spec| details_delta(spec)));
+    Ok(outcomes)
+}
+
+/// The lineage index's change for a written version of `spec` (see `graph.rs`).
+pub(crate) fn details_delta(spec: &EntitySpec) -> crate::graph::Delta {
+    let details = NodeDetails { type_name: spec.type_name.clone(), status: spec.status.clone(), deleted: false };
+    crate::graph::Delta::Details(Box::new((spec.urn.clone(), details)))
 }
 
 /// What a put needs of an entity's current version: node id, version, deleted, description,
@@ -326,6 +334,7 @@ pub(crate) fn delete(ctx: &Ctx<'_>, conn: &Connection, urn: &EntityUrn, expect: 
     .execute(params![id, version])?;
     search::reindex(conn, &[id])?;
     record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "entity_deleted")?;
+    ctx.graph.borrow_mut().push(crate::graph::Delta::Deleted(urn.clone()));
     Ok(Outcome::Entity { urn: urn.clone(), version: version as u64 + 1 })
 }
 

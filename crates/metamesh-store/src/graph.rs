@@ -12,19 +12,27 @@
 //! apply that committed (a refused or failed apply leaves it alone). A property test compares
 //! it with the SQL path.
 //!
+//! It also holds what a lineage answer says of each local entity beyond its URN — its current
+//! version's type, status and tombstone flag ([`NodeDetails`]) — so that an expansion reads no
+//! SQL at all. Invariant: a node's details equal those of its entity's live version after every
+//! committed apply; a node without details has no entity on this shard (an edge end of another
+//! tenant), or is one whose details the index does not know, which readers then take from
+//! SQLite.
+//!
 //! Memory (W8 in docs/benchmarks.md: a node holds a million entities and a million and a half
-//! live edges): nodes and edges are integers end to end. A node is 16 bytes (its name in one
-//! shared arena, its tenant an index), found through a table of `u32`s; an edge is a 64-byte
-//! record in one dense vector, found by id through another table of `u32`s; a node's edges in
-//! each direction are a list threaded through the records (the node holds the first slot, each
-//! record the next), so adjacency costs 8 bytes a node and 8 an edge.
+//! live edges): nodes and edges are integers end to end. A node is 24 bytes (its name in one
+//! shared arena, its tenant and its details indexes into small interned sets), found through a
+//! table of `u32`s; an edge is a 72-byte record in one dense vector, found by id through another
+//! table of `u32`s; a node's edges in each direction are a list threaded through the records
+//! (the node holds the first slot, each record the next), so adjacency costs 8 bytes a node and
+//! 8 an edge.
 
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 use indexmap::IndexSet;
 
-use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Kind, TenantId, Urn};
+use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Kind, NodeDetails, TenantId, Urn};
 
 /// A change to the live edge set made by one apply, recorded by the handlers and applied to the
 /// index once the transaction has committed.
@@ -32,17 +40,30 @@ use metamesh_core::{Direction, Edge, EdgeKind, EntityUrn, Kind, TenantId, Urn};
 pub(crate) enum Delta {
     Added(i64, Box<Edge>),
     Removed(Vec<i64>),
+    /// A local entity got a new live version with these details.
+    Details(Box<(EntityUrn, NodeDetails)>),
+    /// A local entity's live version is now its tombstone (same type and status).
+    Deleted(EntityUrn),
 }
 
 /// One node, 24 bytes: its name is `names[start..start + len]` (names are at most
-/// `MAX_NAME_BYTES`, 1 KiB).
+/// `MAX_NAME_BYTES`, 1 KiB; the arena offset is 40 bits, a terabyte of names).
 struct Node {
-    start: u64,
-    tenant: u32,
-    len: u16,
+    start_lo: u32,
+    start_hi: u8,
     kind: Kind,
+    len: u16,
+    tenant: u32,
+    /// Index into `Graph::details`, `NIL` for none.
+    details: u32,
     /// The first edge slot of its outgoing and incoming lists, `NIL` for none.
     first: [u32; 2],
+}
+
+impl Node {
+    fn start(&self) -> usize {
+        (self.start_hi as usize) << 32 | self.start_lo as usize
+    }
 }
 
 /// The end of an adjacency list.
@@ -92,7 +113,7 @@ fn unpin(version: u64) -> Option<u64> {
 
 /// A node's name in the arena.
 fn name_of<'a>(names: &'a str, n: &Node) -> &'a str {
-    &names[n.start as usize..n.start as usize + n.len as usize]
+    &names[n.start()..n.start() + n.len as usize]
 }
 
 /// Where a node sits in `Graph::node_index`.
@@ -115,6 +136,8 @@ pub(crate) struct Graph {
     edge_index: HashTable<u32>,
     /// Principals are few and repeated on every edge: one copy each, edges hold the index.
     principals: IndexSet<Box<str>>,
+    /// Nodes' details, interned: types and statuses are few and shared by many entities.
+    details: IndexSet<NodeDetails>,
 }
 
 impl Graph {
@@ -142,7 +165,15 @@ impl Graph {
         let start = self.names.len() as u64;
         self.names.push_str(urn.name());
         let n = self.nodes.len() as u32;
-        self.nodes.push(Node { start, len: urn.name().len() as u16, tenant, kind: urn.kind(), first: [NIL; 2] });
+        self.nodes.push(Node {
+            start_lo: start as u32,
+            start_hi: (start >> 32) as u8,
+            kind: urn.kind(),
+            len: urn.name().len() as u16,
+            tenant,
+            details: NIL,
+            first: [NIL; 2],
+        });
         let hash = node_hash(&self.hasher, tenant, urn.kind(), urn.name());
         let (nodes, names, hasher) = (&self.nodes, &self.names, &self.hasher);
         self.node_index.insert_unique(hash, n, |&i| {
@@ -256,8 +287,42 @@ impl Graph {
             match d {
                 Delta::Added(id, e) => self.insert(id, *e),
                 Delta::Removed(ids) => ids.into_iter().for_each(|id| self.remove(id)),
+                Delta::Details(d) => {
+                    let (urn, details) = *d;
+                    self.set_details(&urn, details);
+                }
+                Delta::Deleted(urn) => {
+                    let details = self.details(&urn).map(|d| NodeDetails { deleted: true, ..d.clone() });
+                    match details {
+                        Some(d) => self.set_details(&urn, d),
+                        // Not known here: readers take it from SQLite.
+                        None => self.forget_details(&urn),
+                    }
+                }
             }
         }
+    }
+
+    /// Sets a local entity's details (its node is created if the graph has not seen it).
+    pub fn set_details(&mut self, urn: &EntityUrn, details: NodeDetails) {
+        let n = self.node(urn);
+        let d = match self.details.get_index_of(&details) {
+            Some(d) => d as u32,
+            None => self.details.insert_full(details).0 as u32,
+        };
+        self.nodes[n as usize].details = d;
+    }
+
+    fn forget_details(&mut self, urn: &EntityUrn) {
+        if let Some(n) = self.find(urn) {
+            self.nodes[n as usize].details = NIL;
+        }
+    }
+
+    /// A node's details, if the index knows them (see the module's invariant).
+    pub fn details(&self, urn: &EntityUrn) -> Option<&NodeDetails> {
+        let n = &self.nodes[self.find(urn)? as usize];
+        self.details.get_index(n.details as usize)
     }
 
     /// Live edges touching the frontier, once each, in id order.
@@ -318,5 +383,13 @@ impl Graph {
 
     pub fn len(&self) -> usize {
         self.recs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_node_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<super::Node>(), 24);
     }
 }

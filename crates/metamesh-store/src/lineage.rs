@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use metamesh_core::command::RemoteRef;
 use metamesh_core::query::AsOf;
-use metamesh_core::{CommandError, Direction, Edge, EdgeKind, EdgeSpec, EntityUrn, Outcome, TenantId, Urn};
+use metamesh_core::{
+    CommandError, Direction, Edge, EdgeKind, EdgeSpec, EntityUrn, NodeDetails, Outcome, TenantId, TypeName, Urn,
+};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
@@ -359,6 +361,16 @@ pub struct OutboxEntry {
     pub reference: RemoteRef,
 }
 
+/// An entity's details as SQLite returns them: URN, type, status, deleted.
+type DetailsRow = (String, Option<String>, Option<String>, i64);
+
+fn decode_details((urn, type_name, status, deleted): DetailsRow) -> Result<(EntityUrn, NodeDetails), StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("entity {urn}: bad {what}"));
+    let type_name = type_name.map(|t| TypeName::new(&t)).transpose().map_err(|_| corrupt("type"))?;
+    let entity = urn.parse::<EntityUrn>().map_err(|_| corrupt("urn"))?;
+    Ok((entity, NodeDetails { type_name, status, deleted: deleted != 0 }))
+}
+
 impl Store {
     /// The oldest undelivered outbox entries, in id order.
     pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -438,7 +450,8 @@ impl Store {
         rows.into_iter().map(decode_edge).collect()
     }
 
-    /// Loads the in-memory graph from SQLite, in chunks.
+    /// Loads the in-memory graph from SQLite, in chunks: the live edges, then the details of
+    /// every entity's live version.
     pub(crate) async fn load_graph(&self) -> Result<(), StoreError> {
         let mut graph = crate::graph::Graph::default();
         let mut after = 0;
@@ -450,9 +463,82 @@ impl Store {
                 graph.insert(id, e);
             }
         }
-        tracing::debug!(edges = graph.len(), "loaded the live lineage graph");
+        let mut after = 0;
+        let mut entities = 0;
+        loop {
+            let text: String = sqlx::query_scalar(
+                "SELECT ifnull(json_group_array(json_array(v.entity_id, json_array(n.urn, v.type_name, v.status, v.deleted))), '[]')
+                 FROM (SELECT entity_id, type_name, status, deleted FROM versions
+                       WHERE until_rev IS NULL AND entity_id > ? ORDER BY entity_id LIMIT 50000) v
+                 JOIN nodes n ON n.id = v.entity_id",
+            )
+            .bind(after)
+            .fetch_one(&self.readers)
+            .await?;
+            let rows: Vec<(i64, DetailsRow)> =
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("entity details: {e}")))?;
+            let Some(last) = rows.iter().map(|r| r.0).max() else { break };
+            after = last;
+            entities += rows.len();
+            for (_, row) in rows {
+                let (urn, details) = decode_details(row)?;
+                graph.set_details(&urn, details);
+            }
+        }
+        tracing::debug!(edges = graph.len(), entities, "loaded the live lineage graph");
         *self.graph.write().expect("graph poisoned") = graph;
         Ok(())
+    }
+
+    /// What a lineage answer says of each of `urns` beyond its URN (type, status, tombstone), as
+    /// of `as_of`; URNs without an entity here are left out. Current details come from the
+    /// in-memory index (SQLite only for those it does not know), as-of ones from SQLite.
+    pub async fn node_details(
+        &self,
+        urns: &[EntityUrn],
+        as_of: Option<AsOf>,
+    ) -> Result<HashMap<EntityUrn, NodeDetails>, StoreError> {
+        if as_of.is_some() {
+            return self.node_details_sql(urns, as_of).await;
+        }
+        let mut out = self.node_details_in_memory(urns);
+        let unknown: Vec<EntityUrn> = urns.iter().filter(|u| !out.contains_key(*u)).cloned().collect();
+        if !unknown.is_empty() {
+            out.extend(self.node_details_sql(&unknown, None).await?);
+        }
+        Ok(out)
+    }
+
+    /// The current details the in-memory index holds for `urns` (to check the index: those of
+    /// every live entity, and of nothing else).
+    pub fn node_details_in_memory(&self, urns: &[EntityUrn]) -> HashMap<EntityUrn, NodeDetails> {
+        let graph = self.graph.read().expect("graph poisoned");
+        urns.iter().filter_map(|u| Some((u.clone(), graph.details(u)?.clone()))).collect()
+    }
+
+    /// [`Store::node_details`] read from SQLite (as-of reads, and to check the index).
+    pub async fn node_details_sql(
+        &self,
+        urns: &[EntityUrn],
+        as_of: Option<AsOf>,
+    ) -> Result<HashMap<EntityUrn, NodeDetails>, StoreError> {
+        if urns.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rev = self.resolve_as_of(as_of).await?;
+        let sql = format!(
+            "SELECT ifnull(json_group_array(json_array(n.urn, v.type_name, v.status, v.deleted)), '[]')
+             FROM json_each(?) j JOIN nodes n ON n.urn = j.value JOIN versions v ON v.entity_id = n.id AND {}",
+            crate::read::live("v", rev)
+        );
+        let texts: Vec<String> = urns.iter().map(|u| u.to_string()).collect();
+        let text: String = sqlx::query_scalar(&sql)
+            .bind(serde_json::to_string(&texts).expect("strings serialize"))
+            .fetch_one(&self.readers)
+            .await?;
+        let rows: Vec<DetailsRow> =
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("entity details: {e}")))?;
+        rows.into_iter().map(decode_details).collect()
     }
 
     /// The frontier answered by SQLite, for as-of reads (and to check the in-memory graph).

@@ -1,11 +1,13 @@
-//! The in-memory live lineage graph answers current-state frontiers; SQLite answers as-of ones.
-//! Both must agree after any sequence of edge writes — including refused batches, which must not
-//! leak into the index — and after the store is reopened (the index is rebuilt from the file).
+//! The in-memory live lineage graph answers current-state frontiers, and holds the details
+//! (type, status, tombstone) of every entity's live version; SQLite answers as-of ones. Both must
+//! agree after any sequence of edge and entity writes — including refused batches, which must
+//! not leak into the index, and puts coalesced into one set-based write — and after the store is
+//! reopened (the index is rebuilt from the file).
 
 mod common;
 
 use common::*;
-use metamesh_core::{Command, Direction, EdgeKind, EntityUrn, Kind};
+use metamesh_core::{Command, Direction, EdgeKind, EntityUrn, Kind, Proposal};
 use proptest::prelude::*;
 
 const DATASETS: usize = 5;
@@ -44,7 +46,44 @@ enum Op {
         dataset: usize,
         run: usize,
     },
+    /// A new version of a local entity: a status (or none), a type (datasets only) or none;
+    /// refused when the entity is deleted.
+    Put {
+        entity: usize,
+        status: Option<u8>,
+        typed: bool,
+    },
+    /// Several puts applied as one batch of entries (written as one set-based put); a put of a
+    /// deleted entity is refused alone.
+    PutRun(Vec<(usize, Option<u8>)>),
+    Delete(usize),
+    /// A batch of two puts whose second is refused (a version conflict): the first one's new
+    /// details must not reach the index.
+    RefusedPuts {
+        entity: usize,
+        status: u8,
+    },
     Reopen,
+}
+
+/// The local entities: datasets 0..4 and the runs.
+fn local(i: usize) -> String {
+    if i < 4 {
+        dataset(i)
+    } else {
+        run(i - 4)
+    }
+}
+
+const LOCAL: usize = 4 + RUNS;
+
+fn put_with(i: usize, status: Option<u8>, typed: bool) -> metamesh_core::EntitySpec {
+    let mut spec = spec(&local(i));
+    spec.status = status.map(|s| format!("s{s}"));
+    if typed && i < 4 {
+        spec.type_name = Some(type_name("Table"));
+    }
+    spec
 }
 
 fn link(dataset_i: usize, run_i: usize, consumed: bool) -> (String, EdgeKind, String) {
@@ -61,6 +100,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..DATASETS, 0..RUNS, any::<bool>()).prop_map(|(dataset, run, consumed)| Op::Unlink { dataset, run, consumed }),
         2 => (0..4usize, 0..4usize).prop_map(|(a, b)| Op::Derive(a, b)),
         1 => (0..4usize, 0..RUNS).prop_map(|(dataset, run)| Op::RefusedBatch { dataset, run }),
+        2 => (0..LOCAL, prop::option::of(0..3u8), any::<bool>())
+            .prop_map(|(entity, status, typed)| Op::Put { entity, status, typed }),
+        1 => prop::collection::vec((0..LOCAL, prop::option::of(0..3u8)), 2..5).prop_map(Op::PutRun),
+        1 => (0..LOCAL).prop_map(Op::Delete),
+        1 => (0..LOCAL, 0..3u8).prop_map(|(entity, status)| Op::RefusedPuts { entity, status }),
         1 => Just(Op::Reopen),
     ]
 }
@@ -78,6 +122,13 @@ async fn assert_agree(s: &TestStore) {
             }
         }
     }
+    // Details: the index holds those of every entity's live version, and nothing for the remote
+    // end; the reads that use it agree with SQLite.
+    let everything: Vec<EntityUrn> = all.iter().cloned().chain([eu("mm://acme/dataset/missing")]).collect();
+    let sql = s.store().node_details_sql(&everything, None).await.unwrap();
+    assert_eq!(sql.len(), LOCAL, "every local entity exists: {sql:?}");
+    assert_eq!(s.store().node_details_in_memory(&everything), sql);
+    assert_eq!(s.store().node_details(&everything, None).await.unwrap(), sql);
 }
 
 proptest! {
@@ -88,6 +139,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut s = TestStore::with_tenant().await;
+            s.ok(register("acme", "Table", Kind::Dataset, serde_json::json!({"type": "object"}))).await;
             for i in 0..4 {
                 s.ok(put(&dataset(i))).await;
             }
@@ -113,7 +165,33 @@ proptest! {
                         // element has written its edge inside the transaction.
                         let bad = add_edge("mm://acme/dataset/missing", EdgeKind::Consumed, &run(0));
                         let e = s.refused(Command::Batch { commands: vec![add_edge(&a, k, &b), bad] }).await;
-                        assert!(matches!(e, metamesh_core::CommandError::InBatch { index: 1, .. }), "{e}");
+                        // (Its first element is refused itself when an end was deleted.)
+                        assert!(matches!(e, metamesh_core::CommandError::InBatch { .. }), "{e}");
+                    }
+                    Op::Put { entity, status, typed } => {
+                        // Refused when the entity is deleted; either way the index agrees.
+                        s.apply(Command::PutEntity(put_with(entity, status, typed))).await;
+                    }
+                    Op::PutRun(puts) => {
+                        let mut entries = Vec::new();
+                        for (entity, status) in puts {
+                            s.rev += 1;
+                            let command = Command::PutEntity(put_with(entity, status, false));
+                            entries.push((s.rev, Proposal::new(command, s.now_ms, PRINCIPAL)));
+                        }
+                        let applied = s.store().apply_batch(entries, None).await.unwrap();
+                        s.now_ms += s.tick_ms;
+                        assert_eq!(applied.len(), applied.iter().map(|a| a.revision).collect::<std::collections::HashSet<_>>().len());
+                    }
+                    Op::Delete(entity) => {
+                        // Refused when the entity is already deleted; either way the index agrees.
+                        s.apply(delete(&local(entity))).await;
+                    }
+                    Op::RefusedPuts { entity, status } => {
+                        let mut conflict = put_with((entity + 1) % LOCAL, None, false);
+                        conflict.expect_version = Some(999);
+                        let puts = vec![Command::PutEntity(put_with(entity, Some(status), true)), Command::PutEntity(conflict)];
+                        s.refused(Command::Batch { commands: puts }).await;
                     }
                     Op::Reopen => s.reopen().await,
                 }

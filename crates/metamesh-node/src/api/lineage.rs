@@ -322,13 +322,13 @@ impl LineageService for NodeApi {
             .filter(|(u, _)| owned.contains(u.tenant()) && full(u))
             .map(|(u, _)| u.clone())
             .collect();
-        let entities = store.get_entities(&wanted, req.as_of).await.map_err(status::store)?;
+        let details = store.node_details(&wanted, req.as_of).await.map_err(status::store)?;
         let mut reply = convert::expansion_to_wire(
             &expansion.nodes,
             &expansion.edges,
             &expansion.remote_frontier,
             expansion.truncated,
-            &entities,
+            &details,
             &self.shard_group,
         );
         for (edge, stored) in reply.edges.iter_mut().zip(&expansion.edges) {
