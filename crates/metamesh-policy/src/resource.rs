@@ -41,7 +41,7 @@ pub enum Resource<'a> {
 pub(crate) const ANY_DOMAIN: &str = "*";
 /// The object of the mesh resource.
 pub(crate) const MESH_OBJECT: &str = "mesh";
-const SCHEME: &str = "mm://";
+pub(crate) const SCHEME: &str = "mm://";
 
 impl Resource<'_> {
     pub fn level(&self) -> Level {
