@@ -123,12 +123,6 @@ pub struct NodeDetails {
     pub deleted: bool,
 }
 
-impl From<&EntityVersion> for NodeDetails {
-    fn from(e: &EntityVersion) -> NodeDetails {
-        NodeDetails { type_name: e.type_name.clone(), status: e.status.clone(), deleted: e.deleted }
-    }
-}
-
 /// One version of a markdown document attached to an entity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Document {

@@ -48,20 +48,49 @@ pub(crate) struct Engine {
 struct Classes {
     /// Matches every object (`*`).
     everything: Option<u32>,
-    /// Patterns without `*`, matched whole.
-    exact: HashMap<String, u32>,
-    /// Patterns ending in `*`, by the text before it, and the lengths those texts have.
-    prefixes: HashMap<String, u32>,
-    prefix_lens: Vec<usize>,
+    /// Patterns matched against the whole object.
+    plain: Patterns,
     /// `mm://*…` patterns (any tenant), by the text after `mm://*`, matched against the part
-    /// of a URN after its tenant: whole, and as prefixes.
-    any_tenant_exact: HashMap<String, u32>,
-    any_tenant_prefixes: HashMap<String, u32>,
-    any_tenant_lens: Vec<usize>,
+    /// of a URN after its tenant.
+    any_tenant: Patterns,
     /// Decisions by the keyed hash of their request; each bucket holds the requests in full,
     /// so that a hash collision can never answer for another request.
     decisions: RwLock<HashMap<u64, Vec<Decided>>>,
     capacity: usize,
+}
+
+/// Patterns without `*` (matched whole) and ending in `*` (by the text before it), each with
+/// its number.
+#[derive(Default)]
+struct Patterns {
+    exact: HashMap<String, u32>,
+    prefixes: HashMap<String, u32>,
+    /// The lengths the prefixes have, ascending.
+    prefix_lens: Vec<usize>,
+}
+
+impl Patterns {
+    fn insert(&mut self, pat: &str, i: u32) {
+        match pat.strip_suffix('*') {
+            Some(prefix) => {
+                self.prefixes.insert(prefix.to_owned(), i);
+                if let Err(at) = self.prefix_lens.binary_search(&prefix.len()) {
+                    self.prefix_lens.insert(at, prefix.len());
+                }
+            }
+            None => {
+                self.exact.insert(pat.to_owned(), i);
+            }
+        }
+    }
+
+    /// Adds the numbers of the patterns `s` matches to `out`.
+    fn matched(&self, s: &str, out: &mut Vec<u32>) {
+        out.extend(self.exact.get(s));
+        for &n in self.prefix_lens.iter().take_while(|&&n| n <= s.len()) {
+            out.extend(s.get(..n).and_then(|p| self.prefixes.get(p)));
+        }
+    }
 }
 
 struct Decided {
@@ -76,64 +105,31 @@ impl Classes {
     fn new(patterns: &[&str], capacity: usize) -> Classes {
         let mut c = Classes {
             everything: None,
-            exact: HashMap::new(),
-            prefixes: HashMap::new(),
-            prefix_lens: Vec::new(),
-            any_tenant_exact: HashMap::new(),
-            any_tenant_prefixes: HashMap::new(),
-            any_tenant_lens: Vec::new(),
+            plain: Patterns::default(),
+            any_tenant: Patterns::default(),
             decisions: RwLock::new(HashMap::new()),
             capacity,
         };
         for (i, pat) in patterns.iter().enumerate() {
             let i = i as u32;
+            // Same decomposition as `urn_match`.
             if *pat == "*" {
                 c.everything = Some(i);
-                continue;
+            } else if let Some(rest) = pat.strip_prefix("mm://*") {
+                c.any_tenant.insert(rest, i);
+            } else {
+                c.plain.insert(pat, i);
             }
-            // Same decomposition as `urn_match`.
-            let (exact, prefixes, lens, pat) = match pat.strip_prefix("mm://*") {
-                Some(rest) => (&mut c.any_tenant_exact, &mut c.any_tenant_prefixes, &mut c.any_tenant_lens, rest),
-                None => (&mut c.exact, &mut c.prefixes, &mut c.prefix_lens, *pat),
-            };
-            match pat.strip_suffix('*') {
-                Some(prefix) => {
-                    prefixes.insert(prefix.to_owned(), i);
-                    lens.push(prefix.len());
-                }
-                None => {
-                    exact.insert(pat.to_owned(), i);
-                }
-            }
-        }
-        for lens in [&mut c.prefix_lens, &mut c.any_tenant_lens] {
-            lens.sort_unstable();
-            lens.dedup();
         }
         c
     }
 
     /// The numbers of the patterns `obj` matches, sorted: `urn_match(obj, p)` for each `p`.
     fn class(&self, obj: &str) -> Vec<u32> {
-        fn add(
-            out: &mut Vec<u32>,
-            s: &str,
-            exact: &HashMap<String, u32>,
-            prefixes: &HashMap<String, u32>,
-            lens: &[usize],
-        ) {
-            out.extend(exact.get(s));
-            for &n in lens.iter().take_while(|&&n| n <= s.len()) {
-                if let Some(i) = s.get(..n).and_then(|p| prefixes.get(p)) {
-                    out.push(*i);
-                }
-            }
-        }
         let mut out: Vec<u32> = self.everything.into_iter().collect();
-        add(&mut out, obj, &self.exact, &self.prefixes, &self.prefix_lens);
+        self.plain.matched(obj, &mut out);
         if let Some(rest) = obj.strip_prefix(crate::resource::SCHEME) {
-            let rest = &rest[rest.find('/').unwrap_or(rest.len())..];
-            add(&mut out, rest, &self.any_tenant_exact, &self.any_tenant_prefixes, &self.any_tenant_lens);
+            self.any_tenant.matched(&rest[rest.find('/').unwrap_or(rest.len())..], &mut out);
         }
         out.sort_unstable();
         out

@@ -254,8 +254,7 @@ fn apply_put_run(
         }
     }
     if !rows.is_empty() {
-        deltas.extend(rows.iter().map(|(spec, _, _)| entities::details_delta(spec)));
-        let outcomes = entities::write(conn, rows).map_err(store_failure)?;
+        let outcomes = entities::write(conn, rows, deltas).map_err(store_failure)?;
         for (i, outcome) in written.into_iter().zip(outcomes) {
             crate::audit::record(conn, &mut state.chain, &entries[i].1, applied[i].at_ms)?;
             applied[i].result = Ok(outcome);

@@ -13,6 +13,7 @@ use metamesh_core::{CommandError, EntitySpec, EntityUrn, NodeDetails, Outcome, T
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::apply::{record_change, Ctx, Res};
+use crate::graph::Delta;
 use crate::schemas::{self, check_properties};
 use crate::search;
 use metamesh_core::schema::SchemaVersion;
@@ -74,15 +75,7 @@ pub(crate) fn put(
     let stamp = Stamp::of(ctx);
     let rows: Vec<(&EntitySpec, Checked, Stamp<'_>)> =
         specs.iter().zip(ok).map(|(spec, c)| (*spec, c, stamp)).collect();
-    let outcomes = write(conn, rows)?;
-    ctx.graph.borrow_mut().extend(specs.iter().map(|spec| details_delta(spec)));
-    Ok(outcomes)
-}
-
-/// The lineage index's change for a written version of `spec` (see `graph.rs`).
-pub(crate) fn details_delta(spec: &EntitySpec) -> crate::graph::Delta {
-    let details = NodeDetails { type_name: spec.type_name.clone(), status: spec.status.clone(), deleted: false };
-    crate::graph::Delta::Details(Box::new((spec.urn.clone(), details)))
+    write(conn, rows, &mut ctx.graph.borrow_mut())
 }
 
 /// What a put needs of an entity's current version: node id, version, deleted, description,
@@ -137,8 +130,13 @@ pub(crate) fn check(
     Ok(out)
 }
 
-/// Writes checked puts, each table with one statement over all rows.
-pub(crate) fn write(conn: &Connection, rows: Vec<(&EntitySpec, Checked, Stamp<'_>)>) -> Res<Vec<Outcome>> {
+/// Writes checked puts, each table with one statement over all rows, and records each new
+/// version's details for the lineage index (`graph.rs`; applied once the transaction commits).
+pub(crate) fn write(
+    conn: &Connection,
+    rows: Vec<(&EntitySpec, Checked, Stamp<'_>)>,
+    deltas: &mut Vec<Delta>,
+) -> Res<Vec<Outcome>> {
     // Intern the URNs not seen before, then learn their ids.
     let fresh: Vec<String> =
         rows.iter().filter(|(_, c, _)| c.id.is_none()).map(|(s, _, _)| s.urn.to_string()).collect();
@@ -231,6 +229,8 @@ pub(crate) fn write(conn: &Connection, rows: Vec<(&EntitySpec, Checked, Stamp<'_
             spec.status.as_deref(),
             spec.description.as_deref(),
         ])?;
+        let details = NodeDetails { type_name: spec.type_name.clone(), status: spec.status.clone(), deleted: false };
+        deltas.push(Delta::Details(Box::new((spec.urn.clone(), details))));
     }
     if !tags.is_empty() {
         conn.prepare_cached(
@@ -334,7 +334,7 @@ pub(crate) fn delete(ctx: &Ctx<'_>, conn: &Connection, urn: &EntityUrn, expect: 
     .execute(params![id, version])?;
     search::reindex(conn, &[id])?;
     record_change(ctx, conn, urn.tenant().as_str(), &urn.to_string(), "entity_deleted")?;
-    ctx.graph.borrow_mut().push(crate::graph::Delta::Deleted(urn.clone()));
+    ctx.graph.borrow_mut().push(Delta::Deleted(urn.clone()));
     Ok(Outcome::Entity { urn: urn.clone(), version: version as u64 + 1 })
 }
 
