@@ -7,12 +7,23 @@
 //! Correctness rules from openraft, and how they hold here:
 //! - entries are consecutive: `append` inserts exactly the entries given, `truncate` deletes a
 //!   suffix, `purge` a prefix;
-//! - writes are serialized: one connection behind a mutex, every write one statement (its own
-//!   transaction);
+//! - writes are serialized: one connection, owned by one thread (`raft-log`) that runs jobs in
+//!   the order they were queued; every operation queues its job before it returns (an append
+//!   before it returns, ahead of its flush), so the file sees them in openraft's order;
 //! - an append is acknowledged (`LogFlushed`) only after its transaction committed with
-//!   `synchronous = FULL`, i.e. after fsync; the write itself runs in the background, queued on
-//!   the connection's fair lock before `append` returns, so it is ordered before any later
-//!   log operation.
+//!   `synchronous = FULL`, i.e. after fsync.
+//!
+//! The connection is plain rusqlite on its own thread rather than sqlx: sqlx hands each
+//! statement to a worker thread and streams results back, several thread switches a statement,
+//! and a replicated write makes one append on each replica. Here an append is one queued job
+//! and one wake-up of the caller.
+//!
+//! The commit index (`save_committed`, optional in openraft) is not written on its own: openraft
+//! awaits it on its core task before applying, and a write of its own would cost a second fsync
+//! per commit, queued behind the append in flight. It is kept in memory and written in the
+//! transaction of the next append. What is on disk is therefore a committed index, possibly
+//! behind the latest: that is all openraft needs at startup (it applies up to it), and
+//! everything after it is learned again from the leader.
 //!
 //! The newest entries are also kept in memory ([`Recent`]): replication reads the entries it
 //! sends to followers right after they were appended, and serving those reads from memory keeps
@@ -20,16 +31,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sqlx::ConnectOptions;
-use tokio::sync::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::TypeConfig;
 
@@ -48,13 +57,26 @@ CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL) ST
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 ";
 
-/// The log store. Cloning shares the connection (readers and the writer alike: reads that miss
-/// the in-memory tail are rare — replication to a lagging follower — and must see every
-/// acknowledged append).
+const SET_KV: &str = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/// Work for the log thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The log store. Cloning shares the connection's thread (readers and the writer alike: reads
+/// that miss the in-memory tail are rare — replication to a lagging follower — and must see
+/// every acknowledged append).
 #[derive(Clone)]
 pub struct LogStore {
-    conn: Arc<Mutex<SqliteConnection>>,
-    recent: Arc<std::sync::Mutex<Recent>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The queue of the thread that owns the connection; the thread ends when the last clone
+    /// of the store is dropped.
+    jobs: mpsc::Sender<Job>,
+    recent: Mutex<Recent>,
+    /// The commit index given to `save_committed` and not written yet.
+    committed: Mutex<Option<Option<LogId<u64>>>>,
 }
 
 /// The newest log entries, a consecutive run ending at the last appended entry, bounded in
@@ -111,7 +133,8 @@ impl Recent {
     fn get(&self, start: u64, end: u64) -> Option<Vec<Entry<TypeConfig>>> {
         let (&first, _) = self.entries.first_key_value()?;
         let (&last, _) = self.entries.last_key_value()?;
-        if start < first || start > end {
+        // A range past the tail is SQLite's to answer (it holds nothing there either).
+        if start < first || start > end || start > last {
             return None;
         }
         let end = end.min(last);
@@ -120,37 +143,61 @@ impl Recent {
 }
 
 impl LogStore {
-    pub async fn open(path: &Path) -> Result<LogStore, sqlx::Error> {
-        let mut conn = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .connect()
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&mut conn).await?;
-        Ok(LogStore { conn: Arc::new(Mutex::new(conn)), recent: Arc::default() })
+    pub async fn open(path: &Path) -> io::Result<LogStore> {
+        let path = path.to_owned();
+        let conn = tokio::task::spawn_blocking(move || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::other)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new().name("raft-log".into()).spawn(move || {
+            let mut conn = conn;
+            while let Ok(job) = queue.recv() {
+                job(&mut conn);
+            }
+        })?;
+        Ok(LogStore { inner: Arc::new(Inner { jobs, recent: Mutex::default(), committed: Mutex::default() }) })
     }
 
-    async fn get_kv<T: serde::de::DeserializeOwned>(&self, key: &str) -> StorageResult<Option<T>> {
-        let mut conn = self.conn.lock().await;
-        let value: Option<String> = sqlx::query_scalar("SELECT value FROM kv WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&mut *conn)
+    /// Queues `job` on the log thread.
+    fn submit(&self, job: Job) -> io::Result<()> {
+        self.inner.jobs.send(job).map_err(|_| io::Error::other("the raft log thread has stopped"))
+    }
+
+    /// Runs `f` on the log thread, after everything queued before it, and returns its result.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }))?;
+        rx.await.map_err(|_| io::Error::other("the raft log thread has stopped"))?.map_err(io::Error::other)
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.inner.recent.lock().expect("log cache poisoned")
+    }
+
+    async fn get_kv<T: serde::de::DeserializeOwned>(&self, key: &'static str) -> StorageResult<Option<T>> {
+        let value: Option<String> = self
+            .call(move |c| c.query_row("SELECT value FROM kv WHERE key = ?", [key], |r| r.get(0)).optional())
             .await
             .map_err(read_err)?;
         value.map(|v| serde_json::from_str(&v)).transpose().map_err(read_err)
     }
 
-    async fn set_kv<T: serde::Serialize>(&self, key: &str, value: &T) -> StorageResult<()> {
+    async fn set_kv<T: serde::Serialize>(&self, key: &'static str, value: &T) -> StorageResult<()> {
         let text = serde_json::to_string(value).map_err(write_err)?;
-        let mut conn = self.conn.lock().await;
-        sqlx::query("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(text)
-            .execute(&mut *conn)
-            .await
-            .map_err(write_err)?;
+        self.call(move |c| c.execute(SET_KV, params![key, text])).await.map_err(write_err)?;
         Ok(())
     }
 }
@@ -178,21 +225,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if start > end {
             return Ok(Vec::new());
         }
-        if let Some(hit) = self.recent.lock().expect("log cache poisoned").get(start as u64, end as u64) {
+        if let Some(hit) = self.recent().get(start as u64, end as u64) {
             return Ok(hit);
         }
-        let mut conn = self.conn.lock().await;
-        // One JSON document rather than a row per entry: each row costs a worker round trip.
-        let text: String = sqlx::query_scalar(
-            "SELECT '[' || ifnull(group_concat(entry, ','), '') || ']'
-             FROM (SELECT entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx)",
-        )
-        .bind(start)
-        .bind(end)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(read_err)?;
-        serde_json::from_str(&text).map_err(read_err)
+        let texts: Vec<String> = self
+            .call(move |c| {
+                let mut st = c.prepare_cached("SELECT entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx")?;
+                let rows = st.query_map([start, end], |r| r.get(0))?;
+                rows.collect()
+            })
+            .await
+            .map_err(read_err)?;
+        texts.iter().map(|t| serde_json::from_str(t)).collect::<Result<_, _>>().map_err(read_err)
     }
 }
 
@@ -201,13 +245,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
         let last_purged: Option<LogId<u64>> = self.get_kv("last_purged").await?;
-        let last: Option<String> = {
-            let mut conn = self.conn.lock().await;
-            sqlx::query_scalar("SELECT entry FROM log ORDER BY idx DESC LIMIT 1")
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(read_err)?
-        };
+        let last: Option<String> = self
+            .call(|c| c.query_row("SELECT entry FROM log ORDER BY idx DESC LIMIT 1", [], |r| r.get(0)).optional())
+            .await
+            .map_err(read_err)?;
         let last_log_id = match last {
             Some(text) => {
                 let e: Entry<TypeConfig> = serde_json::from_str(&text).map_err(read_err)?;
@@ -230,8 +271,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_kv("vote").await
     }
 
+    /// Kept for the next append's transaction (see the module documentation).
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
-        self.set_kv("committed", &committed).await
+        *self.inner.committed.lock().expect("commit index poisoned") = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {
@@ -245,11 +288,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut kept = Vec::new();
-        let rows: Vec<(u64, String)> = entries
+        let rows: Vec<(i64, String)> = entries
             .into_iter()
             .map(|e| {
                 let text = serde_json::to_string(&e)?;
-                let row = (e.log_id.index, text);
+                let row = (e.log_id.index as i64, text);
                 kept.push((e, row.1.len()));
                 Ok(row)
             })
@@ -258,56 +301,59 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             // Cached before the write: replication may send an entry before the leader's own
             // flush (commit still needs a quorum of flushes); a failed write stops the replica.
-            let mut recent = self.recent.lock().expect("log cache poisoned");
+            let mut recent = self.recent();
             for (e, size) in kept {
                 recent.push(e, size);
             }
         }
-        // The write runs in the background and reports through `callback` (storage-v2's
+        // Every entry up to a commit index given before this append is already queued, so the
+        // index may travel with these entries.
+        let committed = match self.inner.committed.lock().expect("commit index poisoned").take() {
+            Some(c) => Some(serde_json::to_string(&c).map_err(write_err)?),
+            None => None,
+        };
+        // The write runs on the log thread and reports through `callback` (storage-v2's
         // contract: `append` may return before the flush, as long as the entries are readable —
-        // they are, from the cache). The lock is taken here, before returning: tokio's mutex is
-        // fair, so every later log operation queues behind this write. Raft thereby replicates
-        // while the leader's own fsync is in flight. One statement: one implicit transaction,
-        // one worker round trip.
-        let mut conn = self.conn.clone().lock_owned().await;
-        let text = serde_json::to_string(&rows).expect("log rows serialize");
+        // they are, from the cache). It is queued before this returns, so every later log
+        // operation runs after it. Raft thereby replicates while the leader's own fsync is in
+        // flight.
         let span = tracing::info_span!(
             "raft.log.flush",
             entries = rows.len(),
             first = rows.first().map(|r| r.0),
             last = rows.last().map(|r| r.0)
         );
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let result = sqlx::query(
-                    "INSERT OR REPLACE INTO log (idx, entry) SELECT value->>0, value->>1 FROM json_each(?)",
-                )
-                .bind(text)
-                .execute(&mut *conn)
-                .await;
-                drop(conn);
-                match result {
-                    Ok(_) => callback.log_io_completed(Ok(())),
-                    Err(e) => {
-                        tracing::error!(error = %e, "appending to the raft log failed");
-                        callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+        self.submit(Box::new(move |conn| {
+            let _entered = span.enter();
+            let result = (|| {
+                let tx = conn.transaction()?;
+                {
+                    let mut insert = tx.prepare_cached("INSERT OR REPLACE INTO log (idx, entry) VALUES (?, ?)")?;
+                    for (idx, text) in &rows {
+                        insert.execute(params![idx, text])?;
                     }
                 }
-            },
-            span,
-        ));
-        Ok(())
+                if let Some(committed) = committed {
+                    tx.execute(SET_KV, params!["committed", committed])?;
+                }
+                tx.commit()
+            })();
+            match result {
+                Ok(()) => callback.log_io_completed(Ok(())),
+                Err(e) => {
+                    tracing::error!(error = %e, "appending to the raft log failed");
+                    callback.log_io_completed(Err(io::Error::other(e.to_string())));
+                }
+            }
+        }))
+        .map_err(write_err)
     }
 
     #[tracing::instrument(level = "info", name = "raft.log.truncate", skip_all, fields(from = log_id.index))]
     async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
-        self.recent.lock().expect("log cache poisoned").truncate(log_id.index);
-        let mut conn = self.conn.lock().await;
-        sqlx::query("DELETE FROM log WHERE idx >= ?")
-            .bind(log_id.index as i64)
-            .execute(&mut *conn)
-            .await
-            .map_err(write_err)?;
+        self.recent().truncate(log_id.index);
+        let from = log_id.index as i64;
+        self.call(move |c| c.execute("DELETE FROM log WHERE idx >= ?", [from])).await.map_err(write_err)?;
         Ok(())
     }
 
@@ -316,13 +362,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record the purge point first: a crash between the two leaves entries that are merely
         // redundant, never a hole.
         self.set_kv("last_purged", &log_id).await?;
-        self.recent.lock().expect("log cache poisoned").purge(log_id.index);
-        let mut conn = self.conn.lock().await;
-        sqlx::query("DELETE FROM log WHERE idx <= ?")
-            .bind(log_id.index as i64)
-            .execute(&mut *conn)
-            .await
-            .map_err(write_err)?;
+        self.recent().purge(log_id.index);
+        let upto = log_id.index as i64;
+        self.call(move |c| c.execute("DELETE FROM log WHERE idx <= ?", [upto])).await.map_err(write_err)?;
         Ok(())
     }
 }
@@ -350,6 +392,7 @@ mod tests {
         assert_eq!(indexes(&r, 2, 4), Some(vec![2, 3, 4]));
         assert_eq!(indexes(&r, 4, 99), Some(vec![4, 5]));
         assert_eq!(indexes(&r, 0, 3), None, "a range starting before the cache goes to SQLite");
+        assert_eq!(indexes(&r, 6, 9), None, "so does one starting after it");
         // A conflicting suffix replaced (truncate, then append from 4).
         r.truncate(4);
         r.push(entry(4), 10);

@@ -101,6 +101,13 @@ impl SharedStore {
     }
 }
 
+/// Whether the open `file` is the file at `path`.
+async fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (open, named) = (file.metadata().await?, tokio::fs::metadata(path).await?);
+    Ok(open.dev() == named.dev() && open.ino() == named.ino())
+}
+
 /// The live state file of the replica whose data directory is `dir`: the one `state/CURRENT`
 /// names (for tools that read a replica's files, such as `metamesh audit`).
 pub fn live_state_file(dir: &Path) -> io::Result<PathBuf> {
@@ -245,9 +252,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<u64, BasicNode>,
         snapshot: Box<File>,
     ) -> StorageResult<()> {
-        snapshot.sync_all().await.map_err(snap_err)?;
-        drop(snapshot);
         let received = self.receiving.take().ok_or_else(|| snap_err("no snapshot is being received"))?;
+        // The data is normally in the file `begin_receiving_snapshot` handed out; a caller may
+        // instead hand back another open snapshot file (openraft's test suite does), whose
+        // content is then copied in.
+        let mut snapshot = snapshot;
+        if !same_file(&snapshot, &received).await.map_err(snap_err)? {
+            use tokio::io::AsyncSeekExt;
+            snapshot.seek(io::SeekFrom::Start(0)).await.map_err(snap_err)?;
+            let mut target = File::create(&received).await.map_err(snap_err)?;
+            tokio::io::copy(&mut *snapshot, &mut target).await.map_err(snap_err)?;
+            target.sync_all().await.map_err(snap_err)?;
+        } else {
+            snapshot.sync_all().await.map_err(snap_err)?;
+        }
+        drop(snapshot);
         let id = meta.snapshot_id.clone();
         let data = self.snapshots().join(format!("{id}.sqlite"));
         tokio::fs::rename(&received, &data).await.map_err(snap_err)?;
