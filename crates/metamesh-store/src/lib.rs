@@ -159,7 +159,7 @@ impl Store {
     /// Closes the connections, checkpointing the WAL.
     pub async fn close(self) {
         self.readers.close().await;
-        self.writer.with(|w| {
+        self.writer.close_with(|w| {
             let _ = w.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         });
     }

@@ -6,6 +6,10 @@
 //! apply — every statement of every log entry of a Raft apply batch — runs as plain function
 //! calls in one blocking task: one thread hop per batch instead of one per statement.
 //!
+//! WAL checkpoints run on a thread of their own ([`Checkpointer`]) rather than inside the commit
+//! that crosses SQLite's threshold: a checkpoint copies a thousand pages or more into the main
+//! file and fsyncs it, and inside a commit that stalls the apply (and the Raft reply) it lands in.
+//!
 //! The connection also caches what every apply needs and only writes change: the last revision
 //! and its time, and the tenants this shard owns. The cache is dropped whenever a write fails, so
 //! it is re-read from the file rather than trusted after a rollback.
@@ -71,6 +75,60 @@ impl WriterConn {
 /// Shared handle on the writer connection.
 pub(crate) struct Writer {
     inner: Arc<Mutex<WriterConn>>,
+    checkpoints: Checkpointer,
+}
+
+/// Checkpoints the WAL from a connection of its own, on a thread of its own, at most once per
+/// [`Checkpointer::EVERY`] while writes come in. `PASSIVE` checkpoints never block the writer
+/// or readers; the writer starts the WAL over once one has copied everything.
+struct Checkpointer {
+    /// Told after each write (never blocks: a full queue means a checkpoint is already due).
+    due: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let (due, wake) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while wake.recv().is_ok() {
+                    std::thread::sleep(Self::EVERY);
+                    while wake.try_recv().is_ok() {}
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("starting the checkpoint thread: {e}")))?;
+        Ok(Checkpointer { due: Mutex::new(Some(due)), thread: Mutex::new(Some(thread)) })
+    }
+
+    fn wrote(&self) {
+        if let Some(due) = self.due.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = due.try_send(());
+        }
+    }
+
+    /// Stops the thread, waiting for a checkpoint in progress.
+    fn stop(&self) {
+        self.due.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Without waiting: a store dropped from async code must not block its thread.
+        self.due.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
 }
 
 impl Writer {
@@ -85,6 +143,8 @@ impl Writer {
         conn.pragma_update(None, "synchronous", if opts.synchronous_full { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", "-65536")?;
+        // Checkpoints are the checkpointer's (below), not the committing writer's.
+        conn.pragma_update(None, "wal_autocheckpoint", "0")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Freed content is overwritten with zeros, so that erased personal data (`Command::Erase`)
         // does not linger in free pages of the file.
@@ -92,7 +152,8 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(64);
         // The audit tables and their append-only triggers (idempotent).
         metamesh_audit::sqlite::init(&conn).map_err(|e| StoreError::Audit(e.to_string()))?;
-        Ok(Writer { inner: Arc::new(Mutex::new(WriterConn { conn, cached: None })) })
+        let checkpoints = Checkpointer::start(path)?;
+        Ok(Writer { inner: Arc::new(Mutex::new(WriterConn { conn, cached: None })), checkpoints })
     }
 
     /// Runs `f` on the connection in the blocking pool. Calls are serialized by the lock; a
@@ -104,7 +165,7 @@ impl Writer {
         R: Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             let mut w = inner.lock().unwrap_or_else(|poisoned| {
                 let mut w = poisoned.into_inner();
                 w.cached = None;
@@ -117,11 +178,15 @@ impl Writer {
             result
         })
         .await
-        .map_err(|e| StoreError::Corrupt(format!("the store writer failed: {e}")))?
+        .map_err(|e| StoreError::Corrupt(format!("the store writer failed: {e}")))?;
+        self.checkpoints.wrote();
+        done
     }
 
-    /// Runs `f` on the calling thread (for `close`, which owns the store).
-    pub fn with<R>(&self, f: impl FnOnce(&mut WriterConn) -> R) -> R {
+    /// Runs `f` on the calling thread (for `close`, which owns the store), once the
+    /// checkpointer has stopped.
+    pub fn close_with<R>(&self, f: impl FnOnce(&mut WriterConn) -> R) -> R {
+        self.checkpoints.stop();
         let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut w)
     }

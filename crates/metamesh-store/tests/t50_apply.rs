@@ -348,3 +348,23 @@ async fn an_apply_batch_is_one_transaction_with_a_savepoint_per_entry() {
     let applied = s.store().apply(8, &p(put(B))).await.unwrap();
     assert_eq!(applied.result.unwrap(), Outcome::Entity { urn: eu(B), version: 2 });
 }
+
+/// The writer never checkpoints inside a commit; the checkpointer thread copies the WAL into the
+/// main file shortly after writes. Without it the main file would stay as the migrations left it
+/// and the WAL would grow without end.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let mut s = TestStore::with_tenant().await;
+    let main = s.store().path().to_owned();
+    let wal = std::path::PathBuf::from(format!("{}-wal", main.display()));
+    let before = std::fs::metadata(&main).unwrap().len();
+    let commands = (0..2_000).map(|i| put(&format!("mm://acme/dataset/wal{i}"))).collect();
+    s.ok(Command::Batch { commands }).await;
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the batch went to the WAL");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&main).unwrap().len() <= before {
+        assert!(std::time::Instant::now() < deadline, "the main file never grew: no checkpoint ran");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(s.current("mm://acme/dataset/wal1999").await.version >= 1);
+}
