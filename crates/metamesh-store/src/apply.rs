@@ -126,10 +126,11 @@ impl Store {
         if creates {
             self.forget_tenants();
         }
-        let done = self
-            .writer
-            .run(move |w| apply_entries(w, &validators, &entries, meta.as_ref().map(|(k, v)| (k.as_str(), v.as_str()))))
-            .await;
+        let small = entries.iter().map(|(_, p)| weight(&p.command)).sum::<usize>() <= SMALL_APPLY;
+        let apply = move |w: &mut WriterConn| {
+            apply_entries(w, &validators, &entries, meta.as_ref().map(|(k, v)| (k.as_str(), v.as_str())))
+        };
+        let done = if small { self.writer.run_here(apply).await } else { self.writer.run(apply).await };
         if creates {
             self.forget_tenants();
         }
@@ -138,6 +139,21 @@ impl Store {
             self.graph.write().expect("graph poisoned").apply(done.deltas);
         }
         Ok(done.applied)
+    }
+}
+
+/// Applies of at most this many commands run on the calling thread ([`Writer::run_here`]): a
+/// single put applies in about 0.1 ms, less than the two thread switches of a trip through the
+/// blocking pool cost on the reference machine.
+///
+/// [`Writer::run_here`]: crate::writer::Writer::run_here
+const SMALL_APPLY: usize = 4;
+
+/// The commands a command stands for.
+fn weight(command: &Command) -> usize {
+    match command {
+        Command::Batch { commands } => commands.len(),
+        _ => 1,
     }
 }
 

@@ -183,6 +183,47 @@ impl Writer {
         done
     }
 
+    /// Runs `f` right here on the calling thread if the connection is free, otherwise as
+    /// [`Writer::run`] does. For work shorter than a trip through the blocking pool (a small
+    /// apply): it holds the calling (runtime) thread meanwhile.
+    pub async fn run_here<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut WriterConn) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        match self.try_here(f) {
+            Ok(result) => {
+                self.checkpoints.wrote();
+                result
+            }
+            Err(f) => self.run(f).await,
+        }
+    }
+
+    /// Runs `f` on this thread, or hands it back if the connection is busy.
+    fn try_here<R, F>(&self, f: F) -> Result<Result<R, StoreError>, F>
+    where
+        F: FnOnce(&mut WriterConn) -> Result<R, StoreError>,
+    {
+        let mut w = match self.inner.try_lock() {
+            Ok(w) => w,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                let mut w = poisoned.into_inner();
+                w.cached = None;
+                w
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return Err(f),
+        };
+        // As in the blocking pool, a panic becomes an error and leaves the connection usable
+        // (its transaction rolled back on unwind) but its cache dropped.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut w)))
+            .unwrap_or_else(|_| Err(StoreError::Corrupt("the store writer panicked".into())));
+        if result.is_err() {
+            w.cached = None;
+        }
+        Ok(result)
+    }
+
     /// Runs `f` on the calling thread (for `close`, which owns the store), once the
     /// checkpointer has stopped.
     pub fn close_with<R>(&self, f: impl FnOnce(&mut WriterConn) -> R) -> R {
