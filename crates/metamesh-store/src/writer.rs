@@ -9,6 +9,7 @@
 //! WAL checkpoints run on a thread of their own ([`Checkpointer`]) rather than inside the commit
 //! that crosses SQLite's threshold: a checkpoint copies a thousand pages or more into the main
 //! file and fsyncs it, and inside a commit that stalls the apply (and the Raft reply) it lands in.
+//! The writer keeps a higher threshold of its own (4,000 pages) as a bound on the WAL's size.
 //!
 //! The connection also caches what every apply needs and only writes change: the last revision
 //! and its time, and the tenants this shard owns. The cache is dropped whenever a write fails, so
@@ -143,8 +144,11 @@ impl Writer {
         conn.pragma_update(None, "synchronous", if opts.synchronous_full { "FULL" } else { "NORMAL" })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", "-65536")?;
-        // Checkpoints are the checkpointer's (below), not the committing writer's.
-        conn.pragma_update(None, "wal_autocheckpoint", "0")?;
+        // Checkpoints are the checkpointer's (below). The writer checkpoints itself only past
+        // 4,000 pages (16 MiB): under writes back to back, a checkpoint from another connection
+        // never catches up with the last frame, and SQLite starts the WAL over only when one
+        // has — this bounds the file (most of its frames are copied already by then).
+        conn.pragma_update(None, "wal_autocheckpoint", "4000")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Freed content is overwritten with zeros, so that erased personal data (`Command::Erase`)
         // does not linger in free pages of the file.
