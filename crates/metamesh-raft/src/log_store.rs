@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT
 
 const SET_KV: &str = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
+/// The error of an operation after the log thread ended.
+fn stopped() -> io::Error {
+    io::Error::other("the raft log thread has stopped")
+}
+
 /// Work for the log thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -168,7 +173,7 @@ impl LogStore {
 
     /// Queues `job` on the log thread.
     fn submit(&self, job: Job) -> io::Result<()> {
-        self.inner.jobs.send(job).map_err(|_| io::Error::other("the raft log thread has stopped"))
+        self.inner.jobs.send(job).map_err(|_| stopped())
     }
 
     /// Runs `f` on the log thread, after everything queued before it, and returns its result.
@@ -180,7 +185,7 @@ impl LogStore {
         self.submit(Box::new(move |conn| {
             let _ = tx.send(f(conn));
         }))?;
-        rx.await.map_err(|_| io::Error::other("the raft log thread has stopped"))?.map_err(io::Error::other)
+        rx.await.map_err(|_| stopped())?.map_err(io::Error::other)
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {

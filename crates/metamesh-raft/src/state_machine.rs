@@ -250,22 +250,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, BasicNode>,
-        snapshot: Box<File>,
+        mut snapshot: Box<File>,
     ) -> StorageResult<()> {
         let received = self.receiving.take().ok_or_else(|| snap_err("no snapshot is being received"))?;
         // The data is normally in the file `begin_receiving_snapshot` handed out; a caller may
         // instead hand back another open snapshot file (openraft's test suite does), whose
         // content is then copied in.
-        let mut snapshot = snapshot;
         if !same_file(&snapshot, &received).await.map_err(snap_err)? {
             use tokio::io::AsyncSeekExt;
             snapshot.seek(io::SeekFrom::Start(0)).await.map_err(snap_err)?;
             let mut target = File::create(&received).await.map_err(snap_err)?;
             tokio::io::copy(&mut *snapshot, &mut target).await.map_err(snap_err)?;
-            target.sync_all().await.map_err(snap_err)?;
-        } else {
-            snapshot.sync_all().await.map_err(snap_err)?;
+            *snapshot = target;
         }
+        snapshot.sync_all().await.map_err(snap_err)?;
         drop(snapshot);
         let id = meta.snapshot_id.clone();
         let data = self.snapshots().join(format!("{id}.sqlite"));

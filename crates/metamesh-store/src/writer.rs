@@ -81,11 +81,12 @@ pub(crate) struct Writer {
 
 /// Checkpoints the WAL from a connection of its own, on a thread of its own, at most once per
 /// [`Checkpointer::EVERY`] while writes come in. `PASSIVE` checkpoints never block the writer
-/// or readers; the writer starts the WAL over once one has copied everything.
+/// or readers; the writer starts the WAL over once one has copied everything. Dropping it lets
+/// the thread end after its current round.
 struct Checkpointer {
-    /// Told after each write (never blocks: a full queue means a checkpoint is already due).
-    due: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread and its wake-up queue (told after each write; never blocks: a full queue means
+    /// a checkpoint is already due). `None` once stopped.
+    running: Mutex<Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 impl Checkpointer {
@@ -107,28 +108,22 @@ impl Checkpointer {
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("starting the checkpoint thread: {e}")))?;
-        Ok(Checkpointer { due: Mutex::new(Some(due)), thread: Mutex::new(Some(thread)) })
+        Ok(Checkpointer { running: Mutex::new(Some((due, thread))) })
     }
 
     fn wrote(&self) {
-        if let Some(due) = self.due.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some((due, _)) = self.running.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             let _ = due.try_send(());
         }
     }
 
     /// Stops the thread, waiting for a checkpoint in progress.
     fn stop(&self) {
-        self.due.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((due, thread)) = running {
+            drop(due);
             let _ = thread.join();
         }
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        // Without waiting: a store dropped from async code must not block its thread.
-        self.due.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -169,20 +164,9 @@ impl Writer {
         R: Send + 'static,
     {
         let inner = self.inner.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let mut w = inner.lock().unwrap_or_else(|poisoned| {
-                let mut w = poisoned.into_inner();
-                w.cached = None;
-                w
-            });
-            let result = f(&mut w);
-            if result.is_err() {
-                w.cached = None;
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("the store writer failed: {e}")))?;
+        let done = tokio::task::spawn_blocking(move || run_locked(&mut inner.lock().unwrap_or_else(recover), f))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the store writer failed: {e}")))?;
         self.checkpoints.wrote();
         done
     }
@@ -211,21 +195,10 @@ impl Writer {
     {
         let mut w = match self.inner.try_lock() {
             Ok(w) => w,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
-                let mut w = poisoned.into_inner();
-                w.cached = None;
-                w
-            }
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => recover(poisoned),
             Err(std::sync::TryLockError::WouldBlock) => return Err(f),
         };
-        // As in the blocking pool, a panic becomes an error and leaves the connection usable
-        // (its transaction rolled back on unwind) but its cache dropped.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut w)))
-            .unwrap_or_else(|_| Err(StoreError::Corrupt("the store writer panicked".into())));
-        if result.is_err() {
-            w.cached = None;
-        }
-        Ok(result)
+        Ok(run_locked(&mut w, f))
     }
 
     /// Runs `f` on the calling thread (for `close`, which owns the store), once the
@@ -235,4 +208,27 @@ impl Writer {
         let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut w)
     }
+}
+
+/// Runs `f` on the locked connection. A panic becomes an error and leaves the connection usable
+/// (its transaction rolled back on unwind); any error drops the cached facts.
+fn run_locked<R>(
+    w: &mut WriterConn,
+    f: impl FnOnce(&mut WriterConn) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *w)))
+        .unwrap_or_else(|_| Err(StoreError::Corrupt("the store writer panicked".into())));
+    if result.is_err() {
+        w.cached = None;
+    }
+    result
+}
+
+/// The connection of a lock poisoned by a panic elsewhere, its cached facts dropped.
+fn recover(
+    poisoned: std::sync::PoisonError<std::sync::MutexGuard<'_, WriterConn>>,
+) -> std::sync::MutexGuard<'_, WriterConn> {
+    let mut w = poisoned.into_inner();
+    w.cached = None;
+    w
 }
