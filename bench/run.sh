@@ -22,6 +22,9 @@ if [[ -n "$smoke" ]]; then smoke_env=(METAMESH_BENCH_SMOKE=1 MM_BENCH_SMOKE=1); 
 chains="${METAMESH_BENCH_W4_CHAINS:-$([[ -n "$smoke" ]] && echo 200 || echo 5000)}"
 stages="${METAMESH_BENCH_W4_STAGES:-$([[ -n "$smoke" ]] && echo 10 || echo 20)}"
 
+# The suite runs every part of every benchmark; METAMESH_BENCH_ONLY is for running one alone.
+unset METAMESH_BENCH_ONLY
+
 out=target/bench
 mkdir -p "$out"
 rm -f "$out"/*.json "$out"/report.md
